@@ -1,0 +1,66 @@
+/**
+ * sluice: async data pipelines on WHATWG web streams — stages joined by
+ * bounded queues, with concurrency, retries, timeouts, a dead letter queue,
+ * live metrics and graceful shutdown. Runs on Node, Deno, Bun, edge runtimes
+ * and browsers.
+ *
+ * @example
+ * ```ts
+ * import { PermanentError, Pipeline, stage } from "./mod.ts";
+ *
+ * const pipeline = new Pipeline({
+ *   name: "etl",
+ *   stages: [
+ *     stage("parse", (line: string) => JSON.parse(line) as { n: number }),
+ *     stage("check", (row: { n: number }) => {
+ *       if (row.n < 0) throw new PermanentError("n must not be negative");
+ *       return row.n;
+ *     }, { concurrency: 4 }),
+ *   ],
+ * });
+ * const metrics = await pipeline.run(['{"n":1}', '{"n":-1}']);
+ * console.assert(metrics.totalIngested === metrics.totalCompleted + metrics.totalFailed);
+ * ```
+ *
+ * @module
+ */
+
+export { Pipeline } from "./src/pipeline.ts";
+export type {
+  AnyStage,
+  ChainedStages,
+  PipelineInput,
+  PipelineOptions,
+  PipelineOutput,
+  RunOptions,
+  StageInput,
+  StageOutput,
+} from "./src/pipeline.ts";
+export { stage } from "./src/stage.ts";
+export type { CommonStageOptions, Stage, StageFn, StageOptions } from "./src/stage.ts";
+export { batchStage } from "./src/batch_stage.ts";
+export type { BatchFn, BatchStageOptions } from "./src/batch_stage.ts";
+export type { StageContext } from "./src/attempt.ts";
+export { backoffDelay } from "./src/backoff.ts";
+export type { BackoffOptions } from "./src/backoff.ts";
+export { isRetryable } from "./src/retry.ts";
+export type { RetryPredicate } from "./src/retry.ts";
+export { ConfigError, DeadLetterSinkError, PermanentError, ShutdownError, TimeoutError } from "./src/errors.ts";
+export { DeadLetterSchema, serializeError } from "./src/dead_letter.ts";
+export type { DeadLetter, SerializedError } from "./src/dead_letter.ts";
+export type { LatencySummary, PipelineMetrics, StageMetrics } from "./src/metrics.ts";
+export type {
+  CompletedEvent,
+  DeadLetteredEvent,
+  EventBase,
+  EventListener,
+  FailedEvent,
+  ItemId,
+  PipelineEvent,
+  QueuedEvent,
+  RetryEvent,
+  StartedEvent,
+} from "./src/events.ts";
+export { consoleLogger, silentLogger } from "./src/logger.ts";
+export type { ConsoleLoggerOptions, Logger, LogLevel, LogProperties } from "./src/logger.ts";
+export type { Source } from "./src/source.ts";

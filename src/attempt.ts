@@ -1,0 +1,131 @@
+/**
+ * One attempt of a stage function: its `ctx`, its `AbortSignal`, its
+ * timeout, and interruption by a forced shutdown.
+ *
+ * @module
+ */
+
+import { ShutdownError, TimeoutError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { RunContext } from "./run_context.ts";
+
+/**
+ * What a stage function gets besides its input.
+ *
+ * @example Pass the signal on to `fetch`
+ * ```ts
+ * import type { StageContext } from "./attempt.ts";
+ *
+ * async function enrich(id: number, ctx: StageContext) {
+ *   ctx.logger.debug("enriching", { attempt: ctx.attempt });
+ *   if (ctx.signal.aborted) throw ctx.signal.reason;
+ *   return { id };
+ * }
+ * ```
+ */
+export interface StageContext {
+  /** Aborted when the attempt times out or a forced shutdown interrupts it. */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt, 2 for the first retry, … */
+  readonly attempt: number;
+  /** The stage's name. */
+  readonly stage: string;
+  /** The item's id; in a batch stage, the first item's id (see `itemIds`). */
+  readonly itemId: string | number;
+  /** Every item's id: one for an item stage, the batch for a batch stage. */
+  readonly itemIds: readonly (string | number)[];
+  /** The pipeline's logger, with `pipeline`, `stage`, `itemId` and `attempt` added to every record. */
+  readonly logger: Logger;
+}
+
+/** Runs `call` as one attempt. @internal */
+export function runAttempt<T>(
+  run: RunContext,
+  stage: string,
+  itemIds: readonly (string | number)[],
+  attempt: number,
+  timeoutMs: number | undefined,
+  call: (ctx: StageContext) => T | Promise<T>,
+): Promise<T> {
+  if (run.forced) return Promise.reject(new ShutdownError(stage, { cause: run.forced.reason }));
+  const ctx = new AttemptContext(run, stage, itemIds, attempt);
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      settled = true;
+      deregister();
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    const fail = (error: unknown) => {
+      if (settled) return;
+      finish();
+      reject(error);
+    };
+    const deregister = run.onForce((reason) => {
+      const error = new ShutdownError(stage, { cause: reason });
+      ctx.abort(error);
+      fail(error);
+    });
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        const error = new TimeoutError(stage, timeoutMs);
+        ctx.abort(error);
+        fail(error);
+      }, timeoutMs);
+    }
+    try {
+      Promise.resolve(call(ctx)).then((value) => {
+        if (settled) return;
+        finish();
+        resolve(value);
+      }, fail);
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
+
+/** A `StageContext` whose signal and logger are made only when asked for. */
+class AttemptContext implements StageContext {
+  #controller: AbortController | undefined;
+  #abortedWith: { reason: unknown } | undefined;
+  #logger: Logger | undefined;
+
+  constructor(
+    readonly run: RunContext,
+    readonly stage: string,
+    readonly itemIds: readonly (string | number)[],
+    readonly attempt: number,
+  ) {}
+
+  get itemId(): string | number {
+    return this.itemIds[0];
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#abortedWith) this.#controller.abort(this.#abortedWith.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  get logger(): Logger {
+    return this.#logger ??= contextLogger(this);
+  }
+
+  abort(reason: unknown): void {
+    this.#abortedWith ??= { reason };
+    this.#controller?.abort(reason);
+  }
+}
+
+function contextLogger(ctx: AttemptContext): Logger {
+  const fields = ctx.itemIds.length === 1
+    ? { stage: ctx.stage, itemId: ctx.itemId, attempt: ctx.attempt }
+    : { stage: ctx.stage, itemIds: ctx.itemIds, attempt: ctx.attempt };
+  const at = (level: keyof Logger) => (message: string, properties?: Record<string, unknown>) =>
+    ctx.run.log(level, message, { ...fields, ...properties });
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}

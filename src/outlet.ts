@@ -1,0 +1,129 @@
+/**
+ * The end of a pipeline's chain: completed items go on, failures are split
+ * off into the dead letter queue (memory, a `WritableStream`, or nowhere)
+ * and counted.
+ *
+ * @module
+ */
+
+import { Capacity } from "./capacity.ts";
+import { type DeadLetter, describeThrown, serializeError } from "./dead_letter.ts";
+import { type Chunk, Failure } from "./envelope.ts";
+import { DeadLetterSinkError } from "./errors.ts";
+import type { RunContext } from "./run_context.ts";
+
+/** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
+export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
+
+/** The most items between the last stage and the outlet. @internal */
+export const OUTLET_CAPACITY = 8;
+
+/** @internal */
+export class Outlet {
+  /** The last stage takes from this before moving items on. */
+  readonly capacity = new Capacity(OUTLET_CAPACITY);
+  readonly #run: RunContext;
+  readonly #memory: DeadLetter[] | undefined;
+  readonly #writer: WritableStreamDefaultWriter<DeadLetter> | undefined;
+  /** Entries the sink did not take: kept in memory so that none is lost. */
+  readonly #unwritten: DeadLetter[];
+  #sinkError: { error: unknown } | undefined;
+
+  constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[]) {
+    this.#run = run;
+    this.#unwritten = fallback;
+    if (Array.isArray(target)) this.#memory = target;
+    else if (target) this.#writer = target.getWriter();
+  }
+
+  /**
+   * Takes a chunk from the last stage. Completed values go to `emit`.
+   * Returns a promise only while a slow dead letter sink is catching up.
+   */
+  accept(chunk: Chunk, emit?: (value: unknown) => void): void | Promise<void> {
+    const metrics = this.#run.metrics;
+    let wait: Promise<void> | undefined;
+    for (const envelope of chunk) {
+      if (envelope instanceof Failure) {
+        wait = this.#deadLetter(envelope) ?? wait;
+      } else {
+        metrics.completed++;
+        emit?.(envelope.value);
+      }
+    }
+    this.capacity.release(chunk.length);
+    return wait;
+  }
+
+  #deadLetter(failure: Failure): Promise<void> | undefined {
+    const run = this.#run;
+    run.metrics.deadLettered++;
+    run.metrics.failed++;
+    const reason = describeThrown(failure.error);
+    run.log("error", "item dead-lettered", { stage: failure.stage, itemId: failure.id, attempt: failure.attempts, reason });
+    if (run.hasListener) {
+      run.emit({
+        type: "dead-lettered",
+        itemId: failure.id,
+        stage: failure.stage,
+        attempt: failure.attempts,
+        error: serializeError(failure.error),
+        timestamp: Date.now(),
+      });
+    }
+    if (this.#memory) {
+      this.#memory.push(toDeadLetter(failure, reason));
+    } else if (this.#writer) {
+      return this.#write(toDeadLetter(failure, reason));
+    }
+    return undefined;
+  }
+
+  #write(entry: DeadLetter): Promise<void> | undefined {
+    const writer = this.#writer!;
+    if (this.#sinkError) {
+      this.#unwritten.push(entry);
+      return undefined;
+    }
+    writer.write(entry).catch((error) => {
+      this.#sinkFailed(error);
+      this.#unwritten.push(entry);
+    });
+    if ((writer.desiredSize ?? 0) > 0) return undefined;
+    return writer.ready.catch((error) => this.#sinkFailed(error));
+  }
+
+  #sinkFailed(error: unknown): void {
+    if (this.#sinkError) return;
+    this.#sinkError = { error };
+    this.#run.log("error", "dead letter sink failed; keeping entries in pipeline.deadLetters", { error });
+  }
+
+  /** Flushes and closes the dead letter sink; throws if the sink failed. */
+  async close(): Promise<void> {
+    if (!this.#writer) return;
+    try {
+      if (!this.#sinkError) await this.#writer.close();
+    } catch (error) {
+      this.#sinkFailed(error);
+    } finally {
+      this.#writer.releaseLock();
+    }
+    if (this.#sinkError) {
+      throw new DeadLetterSinkError(this.#unwritten.length, { cause: this.#sinkError.error });
+    }
+  }
+}
+
+function toDeadLetter(failure: Failure, reason: string): DeadLetter {
+  return {
+    itemId: failure.id,
+    stage: failure.stage,
+    item: failure.item,
+    reason,
+    error: serializeError(failure.error),
+    attempts: failure.attempts,
+    firstAttemptAt: new Date(failure.firstAttemptAt).toISOString(),
+    failedAt: new Date(failure.failedAt).toISOString(),
+  };
+}

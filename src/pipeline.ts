@@ -1,0 +1,381 @@
+/**
+ * `Pipeline`: stages joined by bounded queues, run over a source or used as
+ * a `{ writable, readable }` pair.
+ *
+ * @module
+ */
+
+import { ConfigError } from "./errors.ts";
+import { pipelineOptionsSchema, show, validate } from "./config.ts";
+import type { DeadLetter } from "./dead_letter.ts";
+import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
+import type { EventListener, ItemId } from "./events.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { PipelineMetrics } from "./metrics.ts";
+import { Outlet } from "./outlet.ts";
+import { RunContext } from "./run_context.ts";
+import { onShutdownSignals } from "./signals.ts";
+import { checkSource, type Source, sourceStream } from "./source.ts";
+import { type Stage, specOf, type StageSpec } from "./stage.ts";
+import { StageEngine } from "./stage_stream.ts";
+
+/** Any stage, whatever it takes and gives. */
+export type AnyStage = Stage<never, unknown>;
+/** What a stage takes. */
+export type StageInput<S> = S extends Stage<infer I, unknown> ? I : never;
+/** What a stage gives. */
+export type StageOutput<S> = S extends Stage<never, infer O> ? O : never;
+/** What a pipeline of stages `S` takes: its first stage's input. */
+export type PipelineInput<S extends readonly AnyStage[]> = S extends readonly [infer First, ...unknown[]] ? StageInput<First>
+  : never;
+/** What a pipeline of stages `S` gives: its last stage's output. */
+export type PipelineOutput<S extends readonly AnyStage[]> = S extends readonly [...unknown[], infer Last] ? StageOutput<Last>
+  : never;
+
+/**
+ * `S` with each stage's input replaced by the previous stage's output: a
+ * stage list is well-typed when it is assignable to this.
+ */
+export type ChainedStages<S extends readonly AnyStage[], In> = S extends
+  readonly [infer Head extends AnyStage, ...infer Tail extends readonly AnyStage[]]
+  ? readonly [Stage<In, StageOutput<Head>>, ...ChainedStages<Tail, StageOutput<Head>>]
+  : S;
+
+/** Options of {@linkcode Pipeline}. */
+export interface PipelineOptions<S extends readonly AnyStage[]> {
+  /** The pipeline's name, in log records and error messages. */
+  readonly name: string;
+  /** The stages, in order; each one's input type must match the previous one's output. */
+  readonly stages: S;
+  /**
+   * Items that may wait in front of each stage (a stage's own `queueSize` overrides it).
+   * @default {1000}
+   */
+  readonly queueSize?: number;
+  /**
+   * `true` keeps failed items in `pipeline.deadLetters`; a `WritableStream`
+   * receives them instead (closed when the run ends); `false` only counts them.
+   * @default {true}
+   */
+  readonly deadLetterQueue?: boolean | WritableStream<DeadLetter>;
+  /**
+   * Receives log records with `pipeline`, `stage`, `itemId` and `attempt`.
+   * @default {silentLogger}
+   */
+  readonly logger?: Logger;
+  /** Receives typed per-item events; a listener that throws is logged and ignored. */
+  readonly onEvent?: EventListener;
+  /**
+   * Gives each item its id.
+   * @default {a sequence number from 0}
+   */
+  readonly id?: (input: PipelineInput<S>) => ItemId;
+}
+
+/** Options of {@linkcode Pipeline.prototype.run}. */
+export interface RunOptions {
+  /**
+   * Graceful shutdown: once aborted, the source is no longer read, everything
+   * already read finishes, partial batches flush, the dead letter sink is
+   * closed, and `run` resolves with the final metrics.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Fast shutdown: once aborted, attempts in flight see `ctx.signal` aborted
+   * and their items (and any not yet started) are dead-lettered with a
+   * `ShutdownError`, without retries.
+   */
+  readonly forceSignal?: AbortSignal;
+  /**
+   * Handle SIGINT/SIGTERM (Node, Deno, Bun): the first stops gracefully, the
+   * second forces. The handlers are removed when the run ends.
+   * @default {false}
+   */
+  readonly handleSignals?: boolean;
+}
+
+/** The default `queueSize`. */
+export const DEFAULT_QUEUE_SIZE = 1000;
+
+/**
+ * A sequence of async stages joined by bounded queues.
+ *
+ * @typeParam S The stages; the pipeline takes the first one's input and gives
+ * the last one's output.
+ *
+ * @example Run over an array and read the metrics
+ * ```ts
+ * import { PermanentError, Pipeline, stage } from "../mod.ts";
+ *
+ * const pipeline = new Pipeline({
+ *   name: "orders",
+ *   stages: [
+ *     stage("parse", (line: string) => JSON.parse(line) as { total: number }),
+ *     stage("check", (order: { total: number }) => {
+ *       if (order.total < 0) throw new PermanentError("negative total");
+ *       return order;
+ *     }),
+ *   ],
+ * });
+ * const metrics = await pipeline.run(['{"total":1}', '{"total":-1}']);
+ * console.assert(metrics.totalCompleted === 1 && metrics.totalFailed === 1);
+ * console.assert(pipeline.deadLetters[0].reason === "negative total");
+ * ```
+ *
+ * @example Use it as a transform stream
+ * ```ts
+ * import { Pipeline, stage } from "../mod.ts";
+ *
+ * const pipeline = new Pipeline({ name: "upper", stages: [stage("upper", (s: string) => s.toUpperCase())] });
+ * const out: string[] = [];
+ * const readable = ReadableStream.from(["a", "b"]).pipeThrough(pipeline.stream());
+ * for await (const value of readable) out.push(value);
+ * console.assert(out.join("") === "AB");
+ * ```
+ */
+export class Pipeline<const S extends readonly AnyStage[]> {
+  /** The pipeline's name. */
+  readonly name: string;
+  readonly #specs: readonly StageSpec[];
+  readonly #queueSize: number;
+  readonly #target: boolean | WritableStream<DeadLetter>;
+  readonly #logger: Logger;
+  readonly #onEvent: EventListener | undefined;
+  readonly #id: ((input: unknown) => ItemId) | undefined;
+  #deadLetters: DeadLetter[] = [];
+  #current: RunContext | undefined;
+
+  /** @throws {ConfigError} when an option or a stage is invalid. */
+  constructor(options: PipelineOptions<S> & { readonly stages: ChainedStages<S, PipelineInput<S>> }) {
+    const resolved = validate(pipelineOptionsSchema, options, { what: "Pipeline options" });
+    this.name = resolved.name;
+    this.#specs = resolved.stages.map((candidate, index) => checkStage(resolved.name, candidate, index));
+    checkUniqueNames(resolved.name, this.#specs);
+    this.#queueSize = resolved.queueSize ?? DEFAULT_QUEUE_SIZE;
+    this.#target = resolved.deadLetterQueue ?? true;
+    this.#logger = (resolved.logger as Logger | undefined) ?? silentLogger;
+    this.#onEvent = resolved.onEvent as EventListener | undefined;
+    this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
+  }
+
+  /** Dead letters of the latest run, when `deadLetterQueue` is `true` (or when a sink failed). */
+  get deadLetters(): readonly DeadLetter[] {
+    return this.#deadLetters;
+  }
+
+  /**
+   * The latest run's metrics; live while it runs. Before any run, all zero.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("s", (n: number) => n)] });
+   * console.assert(pipeline.getMetrics().totalIngested === 0);
+   * ```
+   */
+  getMetrics(): PipelineMetrics {
+    return (this.#current ?? this.#newRun()).metrics.snapshot();
+  }
+
+  /**
+   * Runs every item of `source` through the stages and resolves with the
+   * final metrics once all of them have completed or been dead-lettered.
+   *
+   * @example Stop gracefully on SIGINT/SIGTERM
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("s", (n: number) => n)] });
+   * const metrics = await pipeline.run([1, 2, 3], { handleSignals: true });
+   * console.assert(metrics.itemsInFlight === 0);
+   * ```
+   *
+   * @throws {TypeError} when `source` cannot be read.
+   * @throws the source's own error, after everything already read has finished.
+   * @throws {DeadLetterSinkError} when the dead letter sink failed (entries are kept in `deadLetters`).
+   */
+  async run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
+    checkSource(source);
+    const run = this.#begin();
+    const stop = new AbortController();
+    const detach = this.#attachShutdown(run, stop, options);
+    let sourceError: { error: unknown } | undefined;
+    try {
+      const engines = this.#engines(run);
+      const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
+        sourceError = { error };
+        run.log("error", "source failed; finishing the items already read", { error });
+      });
+      const outlet = engines.outlet;
+      await this.#chain(input, engines).pipeTo(new WritableStream<Chunk>({ write: (chunk) => outlet.accept(chunk) }));
+      await outlet.close();
+    } finally {
+      detach();
+      this.#end(run);
+    }
+    if (sourceError) throw sourceError.error;
+    return run.metrics.snapshot();
+  }
+
+  /**
+   * A fresh `{ writable, readable }` pair: items written to `writable` come
+   * out of `readable` after the last stage; failures go to the dead letter
+   * queue. Each call starts a new run (`getMetrics()` follows the latest).
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("inc", (n: number) => n + 1)] });
+   * const { writable, readable } = pipeline.stream();
+   * const writer = writable.getWriter();
+   * writer.write(1);
+   * writer.close();
+   * const { value } = await readable.getReader().read();
+   * console.assert(value === 2);
+   * ```
+   */
+  stream(): { writable: WritableStream<PipelineInput<S>>; readable: ReadableStream<PipelineOutput<S>> } {
+    const run = this.#begin();
+    const engines = this.#engines(run);
+    const first = engines[0].capacity;
+    const ingest = this.#ingester(run);
+    const inlet = new TransformStream<unknown, Chunk>({
+      async transform(value, controller) {
+        await first.whenFree();
+        first.take(1);
+        controller.enqueue([ingest(value)]);
+      },
+    });
+    const outlet = engines.outlet;
+    const end = () => this.#end(run);
+    const readable = this.#chain(inlet.readable, engines).pipeThrough(
+      new TransformStream<Chunk, unknown>({
+        transform: (chunk, controller) => outlet.accept(chunk, (value) => controller.enqueue(value)),
+        flush: () => outlet.close().finally(end),
+      }),
+    );
+    return {
+      writable: inlet.writable as WritableStream<PipelineInput<S>>,
+      readable: readable as ReadableStream<PipelineOutput<S>>,
+    };
+  }
+
+  #newRun(): RunContext {
+    return new RunContext(this.name, this.#specs.map((spec) => spec.name), this.#logger, this.#onEvent);
+  }
+
+  #begin(): RunContext {
+    const run = this.#newRun();
+    this.#current = run;
+    this.#deadLetters = [];
+    run.log("info", "run started", { stages: this.#specs.map((spec) => spec.name) });
+    return run;
+  }
+
+  #end(run: RunContext): void {
+    run.metrics.end();
+    const { totalIngested, totalCompleted, totalFailed } = run.metrics.snapshot();
+    run.log("info", "run finished", { totalIngested, totalCompleted, totalFailed });
+  }
+
+  /** Builds the stage engines, each feeding the next, the last feeding the outlet. */
+  #engines(run: RunContext): StageEngine[] & { outlet: Outlet } {
+    const target = this.#target === true ? this.#deadLetters : this.#target === false ? undefined : this.#target;
+    const outlet = new Outlet(run, target, this.#deadLetters);
+    const engines: StageEngine[] = [];
+    let next = outlet.capacity;
+    for (let i = this.#specs.length - 1; i >= 0; i--) {
+      const spec = this.#specs[i];
+      const engine = new StageEngine(spec, run, spec.queueSize ?? this.#queueSize, next);
+      engines.unshift(engine);
+      next = engine.capacity;
+    }
+    return Object.assign(engines, { outlet });
+  }
+
+  #chain(input: ReadableStream<Chunk>, engines: readonly StageEngine[]): ReadableStream<Chunk> {
+    let stream = input;
+    for (const engine of engines) stream = stream.pipeThrough(engine.stream);
+    return stream;
+  }
+
+  /** Wraps a source value as an item with its id, counting it as ingested. */
+  #ingester(run: RunContext): (value: unknown) => Envelope {
+    let sequence = 0;
+    const id = this.#id;
+    const firstStage = this.#specs[0].name;
+    return (value) => {
+      run.metrics.ingested++;
+      const seq = sequence++;
+      if (!id) return new Item(seq, value);
+      try {
+        const itemId = id(value);
+        if (typeof itemId !== "string" && typeof itemId !== "number") {
+          throw new TypeError(`The pipeline's id() must return a string or a number; got ${show(itemId)}`);
+        }
+        return new Item(itemId, value);
+      } catch (error) {
+        const now = Date.now();
+        return new Failure(seq, firstStage, value, error, 1, now, now);
+      }
+    };
+  }
+
+  #attachShutdown(run: RunContext, stop: AbortController, options: RunOptions): () => void {
+    const cleanups: (() => void)[] = [];
+    const graceful = () => {
+      if (stop.signal.aborted) return;
+      run.log("info", "stopping: no more items are read; draining", {});
+      stop.abort();
+    };
+    const force = () => {
+      graceful();
+      run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
+    };
+    for (const [signal, handler] of [[options.signal, graceful], [options.forceSignal, force]] as const) {
+      if (!signal) continue;
+      if (signal.aborted) handler();
+      else {
+        signal.addEventListener("abort", handler, { once: true });
+        cleanups.push(() => signal.removeEventListener("abort", handler));
+      }
+    }
+    if (options.handleSignals) {
+      cleanups.push(onShutdownSignals((name, count) => {
+        run.log("info", `received ${name}`, { count });
+        if (count === 1) graceful();
+        else force();
+      }));
+    }
+    return () => {
+      for (const cleanup of cleanups) cleanup();
+    };
+  }
+}
+
+function checkStage(pipeline: string, candidate: unknown, index: number): StageSpec {
+  const spec = specOf(candidate);
+  if (spec) return spec;
+  const hint = typeof candidate === "function"
+    ? `wrap the function with stage("name", fn)`
+    : `make stages with stage() or batchStage()`;
+  throw new ConfigError(
+    `Pipeline "${pipeline}": stages[${index}] is not a stage; got ${show(candidate)}: ${hint}`,
+    { field: `stages[${index}]` },
+  );
+}
+
+function checkUniqueNames(pipeline: string, specs: readonly StageSpec[]): void {
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    if (seen.has(spec.name)) {
+      throw new ConfigError(
+        `Pipeline "${pipeline}": two stages are named "${spec.name}"; stage names must be unique (they key the metrics)`,
+        { stage: spec.name, field: "name" },
+      );
+    }
+    seen.add(spec.name);
+  }
+}

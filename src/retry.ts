@@ -1,0 +1,145 @@
+/**
+ * The retry loop: attempts, backoff between them, and which errors are worth
+ * retrying. Events, metrics and log records for each attempt come from here.
+ *
+ * @module
+ */
+
+import { backoffDelay, type ResolvedBackoff } from "./backoff.ts";
+import { serializeError } from "./dead_letter.ts";
+import { PermanentError, ShutdownError } from "./errors.ts";
+import { runAttempt, type StageContext } from "./attempt.ts";
+import type { StageCounters } from "./metrics.ts";
+import type { RunContext } from "./run_context.ts";
+
+/** Decides whether a failed attempt is retried; `attempt` is the one that failed. */
+export type RetryPredicate = (error: unknown, attempt: number) => boolean;
+
+/**
+ * The default `retryIf`: retry everything except {@linkcode PermanentError}
+ * and zod validation errors (a bad value stays bad).
+ *
+ * @example Extend the default
+ * ```ts
+ * import { isRetryable } from "./retry.ts";
+ *
+ * const retryIf = (error: unknown, attempt: number) =>
+ *   isRetryable(error, attempt) && !(error instanceof RangeError);
+ * console.assert(retryIf(new Error("reset"), 1) && !retryIf(new RangeError("bad"), 1));
+ * ```
+ */
+export function isRetryable(error: unknown, _attempt?: number): boolean {
+  if (error instanceof PermanentError) return false;
+  const name = (error as { name?: unknown } | null)?.name;
+  return name !== "ZodError" && name !== "PermanentError";
+}
+
+/** The retry settings of one stage, with defaults filled in. @internal */
+export interface RetryPolicy {
+  readonly maxRetries: number;
+  readonly backoff: ResolvedBackoff;
+  readonly retryIf: RetryPredicate;
+  readonly timeoutMs: number | undefined;
+}
+
+/** Who is being tried where. @internal */
+export interface Unit {
+  readonly run: RunContext;
+  readonly stage: string;
+  readonly itemIds: readonly (string | number)[];
+  readonly worker: number;
+  readonly counters: StageCounters;
+}
+
+/** @internal */
+export type Outcome<T> =
+  | { readonly ok: true; readonly value: T; readonly attempts: number }
+  | { readonly ok: false; readonly error: unknown; readonly attempts: number };
+
+/** Calls `call` until it succeeds, is out of retries, or fails for good. @internal */
+export async function withRetries<T>(
+  unit: Unit,
+  policy: RetryPolicy,
+  call: (ctx: StageContext) => T | Promise<T>,
+): Promise<Outcome<T>> {
+  for (let attempt = 1;; attempt++) {
+    const startedAt = performance.now();
+    announceStart(unit, attempt);
+    try {
+      return { ok: true, value: await runAttempt(unit.run, unit.stage, unit.itemIds, attempt, policy.timeoutMs, call), attempts: attempt };
+    } catch (error) {
+      if (attempt > policy.maxRetries || !shouldRetry(unit, policy, error, attempt)) {
+        return { ok: false, error, attempts: attempt };
+      }
+      const delayMs = backoffDelay(policy.backoff, attempt);
+      unit.counters.retries++;
+      announceRetry(unit, attempt, error, delayMs, performance.now() - startedAt);
+      try {
+        await backoffSleep(unit, delayMs);
+      } catch (shutdown) {
+        return { ok: false, error: shutdown, attempts: attempt };
+      }
+    }
+  }
+}
+
+function shouldRetry(unit: Unit, policy: RetryPolicy, error: unknown, attempt: number): boolean {
+  if (error instanceof ShutdownError) return false;
+  try {
+    return policy.retryIf(error, attempt) === true;
+  } catch (predicateError) {
+    unit.run.log("warn", "retryIf threw; not retrying", { stage: unit.stage, itemIds: unit.itemIds, error: predicateError });
+    return false;
+  }
+}
+
+function announceStart(unit: Unit, attempt: number): void {
+  if (!unit.run.hasListener) return;
+  const timestamp = Date.now();
+  for (const itemId of unit.itemIds) {
+    unit.run.emit({ type: "started", itemId, stage: unit.stage, attempt, worker: unit.worker, timestamp });
+  }
+}
+
+function announceRetry(unit: Unit, attempt: number, error: unknown, delayMs: number, durationMs: number): void {
+  unit.run.log("warn", "attempt failed; retrying", {
+    stage: unit.stage,
+    itemId: unit.itemIds.length === 1 ? unit.itemIds[0] : unit.itemIds,
+    attempt,
+    delayMs,
+    error,
+  });
+  if (!unit.run.hasListener) return;
+  const timestamp = Date.now();
+  const serialized = serializeError(error);
+  for (const itemId of unit.itemIds) {
+    unit.run.emit({
+      type: "retry",
+      itemId,
+      stage: unit.stage,
+      attempt,
+      worker: unit.worker,
+      error: serialized,
+      delayMs,
+      durationMs,
+      timestamp,
+    });
+  }
+}
+
+/** Waits out a backoff; a forced shutdown cuts it short with a ShutdownError. */
+function backoffSleep(unit: Unit, ms: number): Promise<void> {
+  const { run, stage } = unit;
+  if (run.forced) return Promise.reject(new ShutdownError(stage, { cause: run.forced.reason }));
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      deregister();
+      resolve();
+    }, ms);
+    const deregister = run.onForce((reason) => {
+      clearTimeout(timer);
+      reject(new ShutdownError(stage, { cause: reason }));
+    });
+  });
+}

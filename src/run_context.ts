@@ -1,0 +1,88 @@
+/**
+ * What one run of a pipeline shares across its stages: metrics, the logger,
+ * the event listener and the forced-shutdown switch. A new one is made for
+ * every `run()` and `stream()`, so runs never share state.
+ *
+ * @module
+ */
+
+import type { EventListener, PipelineEvent } from "./events.ts";
+import type { Logger, LogProperties } from "./logger.ts";
+import { MetricsRecorder } from "./metrics.ts";
+
+/** Something in progress that a forced shutdown must interrupt. @internal */
+export type Interruptible = (reason: unknown) => void;
+
+/** @internal */
+export class RunContext {
+  readonly metrics: MetricsRecorder;
+  readonly #listener: EventListener | undefined;
+  readonly #interruptibles = new Set<Interruptible>();
+  #forced: { reason: unknown } | undefined;
+
+  constructor(
+    readonly pipeline: string,
+    stageNames: readonly string[],
+    readonly logger: Logger,
+    listener: EventListener | undefined,
+  ) {
+    this.metrics = new MetricsRecorder(stageNames);
+    this.#listener = listener;
+  }
+
+  /** True when events are listened to: build them only then. */
+  get hasListener(): boolean {
+    return this.#listener !== undefined;
+  }
+
+  /** Delivers an event; a listener that throws or rejects is logged, never fatal. */
+  emit(event: PipelineEvent): void {
+    const listener = this.#listener;
+    if (!listener) return;
+    try {
+      const result = listener(event);
+      if (result instanceof Promise) result.catch((error) => this.#listenerFailed(event, error));
+    } catch (error) {
+      this.#listenerFailed(event, error);
+    }
+  }
+
+  /** Writes a log record with the pipeline's name added. A throwing logger is ignored. */
+  log(level: keyof Logger, message: string, properties: LogProperties): void {
+    try {
+      this.logger[level](message, { pipeline: this.pipeline, ...properties });
+    } catch {
+      // A broken logger must not break a run, and there is nowhere left to report it.
+    }
+  }
+
+  /** The forced-shutdown reason, once forced. */
+  get forced(): { reason: unknown } | undefined {
+    return this.#forced;
+  }
+
+  /** Registers work to interrupt on a forced shutdown; returns the deregistration. */
+  onForce(interrupt: Interruptible): () => void {
+    this.#interruptibles.add(interrupt);
+    return () => this.#interruptibles.delete(interrupt);
+  }
+
+  /** Interrupts every attempt and backoff in progress, and every later one. */
+  force(reason: unknown): void {
+    if (this.#forced) return;
+    this.#forced = { reason };
+    this.log("warn", "forced shutdown: interrupting in-flight attempts", { inFlight: this.#interruptibles.size });
+    const interrupts = [...this.#interruptibles];
+    this.#interruptibles.clear();
+    for (const interrupt of interrupts) interrupt(reason);
+  }
+
+  #listenerFailed(event: PipelineEvent, error: unknown): void {
+    this.log("warn", "onEvent listener threw; the run goes on", {
+      stage: event.stage,
+      itemId: event.itemId,
+      event: event.type,
+      error,
+    });
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Reading a source — a `ReadableStream`, an async iterable or an iterable —
+ * only as fast as the first stage has room, and stopping when asked.
+ *
+ * @module
+ */
+
+import type { Capacity } from "./capacity.ts";
+import { show } from "./config.ts";
+import type { Chunk, Envelope } from "./envelope.ts";
+
+/** What `pipeline.run()` reads from. */
+export type Source<T> = ReadableStream<T> | AsyncIterable<T> | Iterable<T>;
+
+/** Reads up to `max` values; `null` at the end. */
+interface ValueReader {
+  /** True when reads are synchronous, so taking many at once costs nothing. */
+  readonly sync: boolean;
+  read(max: number): unknown[] | null | Promise<unknown[] | null>;
+  /** Stops the source early (abort or cancel): `return()` or `cancel()`. */
+  stop(): void;
+}
+
+/**
+ * Throws a TypeError saying what was given, unless `source` can be read.
+ * @internal
+ */
+export function checkSource(source: unknown): void {
+  if (source === null || source === undefined) {
+    throw new TypeError(`A pipeline source must be a ReadableStream, an async iterable or an iterable; got ${source}`);
+  }
+  if (typeof source === "string") {
+    throw new TypeError(`A pipeline source must not be a string (it would be read character by character); wrap it in an array: [text]`);
+  }
+  if (isReadableStream(source)) {
+    if (source.locked) {
+      throw new TypeError(`The source ReadableStream is locked (already being read); pass a stream nobody else reads, or tee() it`);
+    }
+    return;
+  }
+  const candidate = source as { [Symbol.asyncIterator]?: unknown; [Symbol.iterator]?: unknown };
+  if (typeof candidate[Symbol.asyncIterator] === "function" || typeof candidate[Symbol.iterator] === "function") return;
+  throw new TypeError(
+    `A pipeline source must be a ReadableStream, an async iterable or an iterable; got ${show(source)}`,
+  );
+}
+
+function isReadableStream(value: unknown): value is ReadableStream<unknown> {
+  return typeof ReadableStream !== "undefined" && value instanceof ReadableStream;
+}
+
+function readerFor(source: Source<unknown>): ValueReader {
+  if (isReadableStream(source)) {
+    const reader = source.getReader();
+    return {
+      sync: false,
+      read: async () => {
+        const { done, value } = await reader.read();
+        return done ? null : [value];
+      },
+      stop: () => void reader.cancel().catch(() => {}),
+    };
+  }
+  if (typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function") {
+    const iterator = (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    return {
+      sync: false,
+      read: async () => {
+        const result = await iterator.next();
+        return result.done ? null : [result.value];
+      },
+      stop: () => void Promise.resolve(iterator.return?.()).catch(() => {}),
+    };
+  }
+  const iterator = (source as Iterable<unknown>)[Symbol.iterator]();
+  return {
+    sync: true,
+    read: (max) => {
+      const values: unknown[] = [];
+      while (values.length < max) {
+        const result = iterator.next();
+        if (result.done) return values.length > 0 ? values : null;
+        values.push(result.value);
+      }
+      return values;
+    },
+    stop: () => {
+      try {
+        iterator.return?.();
+      } catch {
+        // The source failed while being stopped; nothing was lost by it.
+      }
+    },
+  };
+}
+
+/** Resolves with the promise's value, or with `aborted` once the signal aborts. */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof aborted> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.resolve(aborted);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(aborted);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+const aborted = Symbol("aborted");
+
+/**
+ * A stream of chunks read from `source`, taking the first stage's capacity
+ * before each read. It closes (never errors) at the end, on abort, or when
+ * the source fails — in which case `onError` gets the error.
+ * @internal
+ */
+export function sourceStream(
+  source: Source<unknown>,
+  room: Capacity,
+  ingest: (value: unknown) => Envelope,
+  signal: AbortSignal | undefined,
+  onError: (error: unknown) => void,
+): ReadableStream<Chunk> {
+  let reader: ValueReader;
+  let finished = false;
+  const finish = (controller: ReadableStreamDefaultController<Chunk>, stop: boolean) => {
+    if (finished) return;
+    finished = true;
+    if (stop) reader?.stop();
+    controller.close();
+  };
+  return new ReadableStream<Chunk>({
+    start() {
+      reader = readerFor(source);
+    },
+    async pull(controller) {
+      if (signal?.aborted) return finish(controller, true);
+      if ((await unlessAborted(room.whenFree(), signal)) === aborted) return finish(controller, true);
+      const taken = room.take(reader.sync ? Number.POSITIVE_INFINITY : 1);
+      let values: unknown[] | null | typeof aborted;
+      try {
+        const read = reader.read(taken);
+        values = read instanceof Promise ? await unlessAborted(read, signal) : read;
+      } catch (error) {
+        room.release(taken);
+        onError(error);
+        return finish(controller, false);
+      }
+      if (values === aborted || values === null) {
+        room.release(taken);
+        return finish(controller, values === aborted);
+      }
+      room.release(taken - values.length);
+      controller.enqueue(values.map(ingest));
+    },
+    cancel() {
+      finished = true;
+      reader?.stop();
+    },
+  }, { highWaterMark: 0 });
+}

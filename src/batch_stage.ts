@@ -65,7 +65,11 @@ export function batchStage<I, O = I>(name: string, fn: BatchFn<I, O>, options: B
     batchSize: resolved.batchSize,
     flushIntervalMs: resolved.flushIntervalMs,
     async process(values, unit) {
-      const outcome = await withRetries(unit, policy, async (ctx) => checkResults(name, values, await fn(values as I[], ctx)));
+      const outcome = await withRetries(
+        unit,
+        policy,
+        async (ctx) => checkResults(name, values, await fn(values as I[], ctx)),
+      );
       return outcome.ok
         ? { ok: true, outputs: outcome.value, attempts: outcome.attempts }
         : { ok: false, error: outcome.error, attempts: outcome.attempts };

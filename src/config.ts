@@ -55,7 +55,9 @@ export const batchStageOptionsSchema = z.strictObject({
 const logger = z.custom<unknown>(
   (value) =>
     typeof value === "object" && value !== null &&
-    ["debug", "info", "warn", "error"].every((level) => typeof (value as Record<string, unknown>)[level] === "function"),
+    ["debug", "info", "warn", "error"].every((level) =>
+      typeof (value as Record<string, unknown>)[level] === "function"
+    ),
   { error: "must have debug, info, warn and error methods" },
 );
 
@@ -90,7 +92,9 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where: { stage
     : issue.path.map(String).join(".") || where.what;
   const owner = where.stage === undefined ? where.what : `Stage "${where.stage}"`;
   const message = issue.code === "unrecognized_keys"
-    ? `${owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${quoteAll(issue.keys)}; check the spelling against the documented options`
+    ? `${owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${
+      quoteAll(issue.keys)
+    }; check the spelling against the documented options`
     : `${owner}: option "${field}" ${issue.message}; got ${show(valueAt(value, issue.path))}`;
   throw new ConfigError(message, { stage: where.stage, field }, { cause: result.error });
 }

@@ -135,7 +135,9 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
       message: error.message,
     };
     if (error.stack !== undefined) data.stack = error.stack;
-    if (error.cause !== undefined) data.cause = depth < 8 ? serializeCause(error.cause, depth + 1) : String(error.cause);
+    if (error.cause !== undefined) {
+      data.cause = depth < 8 ? serializeCause(error.cause, depth + 1) : String(error.cause);
+    }
     return data;
   }
   return { name: "NonError", message: describeThrown(error) };

@@ -60,7 +60,12 @@ export class Outlet {
     run.metrics.deadLettered++;
     run.metrics.failed++;
     const reason = describeThrown(failure.error);
-    run.log("error", "item dead-lettered", { stage: failure.stage, itemId: failure.id, attempt: failure.attempts, reason });
+    run.log("error", "item dead-lettered", {
+      stage: failure.stage,
+      itemId: failure.id,
+      attempt: failure.attempts,
+      reason,
+    });
     if (run.hasListener) {
       run.emit({
         type: "dead-lettered",

@@ -16,7 +16,7 @@ import { Outlet } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
 import { checkSource, type Source, sourceStream } from "./source.ts";
-import { type Stage, specOf, type StageSpec } from "./stage.ts";
+import { specOf, type Stage, type StageSpec } from "./stage.ts";
 import { StageEngine } from "./stage_stream.ts";
 
 /** Any stage, whatever it takes and gives. */
@@ -26,10 +26,12 @@ export type StageInput<S> = S extends Stage<infer I, unknown> ? I : never;
 /** What a stage gives. */
 export type StageOutput<S> = S extends Stage<never, infer O> ? O : never;
 /** What a pipeline of stages `S` takes: its first stage's input. */
-export type PipelineInput<S extends readonly AnyStage[]> = S extends readonly [infer First, ...unknown[]] ? StageInput<First>
+export type PipelineInput<S extends readonly AnyStage[]> = S extends readonly [infer First, ...unknown[]]
+  ? StageInput<First>
   : never;
 /** What a pipeline of stages `S` gives: its last stage's output. */
-export type PipelineOutput<S extends readonly AnyStage[]> = S extends readonly [...unknown[], infer Last] ? StageOutput<Last>
+export type PipelineOutput<S extends readonly AnyStage[]> = S extends readonly [...unknown[], infer Last]
+  ? StageOutput<Last>
   : never;
 
 /**

@@ -66,7 +66,11 @@ export async function withRetries<T>(
     const startedAt = performance.now();
     announceStart(unit, attempt);
     try {
-      return { ok: true, value: await runAttempt(unit.run, unit.stage, unit.itemIds, attempt, policy.timeoutMs, call), attempts: attempt };
+      return {
+        ok: true,
+        value: await runAttempt(unit.run, unit.stage, unit.itemIds, attempt, policy.timeoutMs, call),
+        attempts: attempt,
+      };
     } catch (error) {
       if (attempt > policy.maxRetries || !shouldRetry(unit, policy, error, attempt)) {
         return { ok: false, error, attempts: attempt };
@@ -88,7 +92,11 @@ function shouldRetry(unit: Unit, policy: RetryPolicy, error: unknown, attempt: n
   try {
     return policy.retryIf(error, attempt) === true;
   } catch (predicateError) {
-    unit.run.log("warn", "retryIf threw; not retrying", { stage: unit.stage, itemIds: unit.itemIds, error: predicateError });
+    unit.run.log("warn", "retryIf threw; not retrying", {
+      stage: unit.stage,
+      itemIds: unit.itemIds,
+      error: predicateError,
+    });
     return false;
   }
 }

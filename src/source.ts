@@ -30,11 +30,15 @@ export function checkSource(source: unknown): void {
     throw new TypeError(`A pipeline source must be a ReadableStream, an async iterable or an iterable; got ${source}`);
   }
   if (typeof source === "string") {
-    throw new TypeError(`A pipeline source must not be a string (it would be read character by character); wrap it in an array: [text]`);
+    throw new TypeError(
+      `A pipeline source must not be a string (it would be read character by character); wrap it in an array: [text]`,
+    );
   }
   if (isReadableStream(source)) {
     if (source.locked) {
-      throw new TypeError(`The source ReadableStream is locked (already being read); pass a stream nobody else reads, or tee() it`);
+      throw new TypeError(
+        `The source ReadableStream is locked (already being read); pass a stream nobody else reads, or tee() it`,
+      );
     }
     return;
   }

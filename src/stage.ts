@@ -155,7 +155,11 @@ export function stage<I, A, B, C, O>(
   tasks: readonly [StageFn<I, A>, StageFn<A, B>, StageFn<B, C>, StageFn<C, O>],
   options?: StageOptions,
 ): Stage<I, O>;
-export function stage<I, O>(name: string, tasks: readonly StageFn<unknown, unknown>[], options?: StageOptions): Stage<I, O>;
+export function stage<I, O>(
+  name: string,
+  tasks: readonly StageFn<unknown, unknown>[],
+  options?: StageOptions,
+): Stage<I, O>;
 export function stage<I, O>(
   name: string,
   fn: StageFn<I, O> | readonly StageFn<never, unknown>[],
@@ -166,7 +170,8 @@ export function stage<I, O>(
   const resolved = validate(stageOptionsSchema, options, { stage: name, what: "options" });
   const policy = retryPolicy(resolved);
   const process = tasks.length === 1 || resolved.retryScope === "stage"
-    ? (values: readonly unknown[], unit: Unit) => settle(withRetries(unit, policy, (ctx) => runTasks(tasks, values[0], ctx)))
+    ? (values: readonly unknown[], unit: Unit) =>
+      settle(withRetries(unit, policy, (ctx) => runTasks(tasks, values[0], ctx)))
     : (values: readonly unknown[], unit: Unit) => runTasksRetryingEach(tasks, values[0], unit, policy);
   return defineStage({
     name,
@@ -192,12 +197,18 @@ export function checkName(name: unknown): asserts name is string {
 function toTasks(name: string, fn: unknown): Task[] {
   const tasks = Array.isArray(fn) ? fn : [fn];
   if (tasks.length === 0) {
-    throw new ConfigError(`Stage "${name}": the task array is empty; give at least one function`, { stage: name, field: "fn" });
+    throw new ConfigError(`Stage "${name}": the task array is empty; give at least one function`, {
+      stage: name,
+      field: "fn",
+    });
   }
   tasks.forEach((task, index) => {
     if (typeof task !== "function") {
       const field = Array.isArray(fn) ? `fn[${index}]` : "fn";
-      throw new ConfigError(`Stage "${name}": "${field}" must be a function; got ${show(task)}`, { stage: name, field });
+      throw new ConfigError(`Stage "${name}": "${field}" must be a function; got ${show(task)}`, {
+        stage: name,
+        field,
+      });
     }
   });
   return tasks as Task[];

@@ -14,7 +14,7 @@
 
 import { Capacity } from "./capacity.ts";
 import { serializeError } from "./dead_letter.ts";
-import { type Chunk, chunkSize, type Envelope, Failure, Item } from "./envelope.ts";
+import { type Chunk, chunkSize, type Envelope, Failure, type Item } from "./envelope.ts";
 import type { StageCounters } from "./metrics.ts";
 import type { Unit } from "./retry.ts";
 import type { RunContext } from "./run_context.ts";
@@ -170,7 +170,15 @@ export class StageEngine {
       for (let i = 0; i < items.length; i++) this.#counters.latency.record(durationMs);
       if (!this.#run.hasListener) return;
       for (const item of items) {
-        this.#run.emit({ type: "completed", itemId: item.id, stage: name, attempt: result.attempts, worker: unit.worker, durationMs, timestamp });
+        this.#run.emit({
+          type: "completed",
+          itemId: item.id,
+          stage: name,
+          attempt: result.attempts,
+          worker: unit.worker,
+          durationMs,
+          timestamp,
+        });
       }
       return;
     }
@@ -178,9 +186,26 @@ export class StageEngine {
     const error = this.#run.hasListener ? serializeError(result.error) : undefined;
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
-      group.envelopes[i] = new Failure(item.id, name, item.value, result.error, result.attempts, firstAttemptAt, timestamp);
+      group.envelopes[i] = new Failure(
+        item.id,
+        name,
+        item.value,
+        result.error,
+        result.attempts,
+        firstAttemptAt,
+        timestamp,
+      );
       if (error) {
-        this.#run.emit({ type: "failed", itemId: item.id, stage: name, attempt: result.attempts, worker: unit.worker, error, durationMs, timestamp });
+        this.#run.emit({
+          type: "failed",
+          itemId: item.id,
+          stage: name,
+          attempt: result.attempts,
+          worker: unit.worker,
+          error,
+          durationMs,
+          timestamp,
+        });
       }
     }
   }

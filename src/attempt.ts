@@ -38,17 +38,22 @@ export interface StageContext {
   readonly logger: Logger;
 }
 
-/** Runs `call` as one attempt. @internal */
+/** Whose attempt it is: one item, or a batch. @internal */
+export interface AttemptOwner {
+  readonly itemIds: readonly (string | number)[];
+}
+
+/** Runs `call` as one attempt, with a timeout and interruptible by a forced shutdown. @internal */
 export function runAttempt<T>(
   run: RunContext,
   stage: string,
-  itemIds: readonly (string | number)[],
+  owner: AttemptOwner,
   attempt: number,
   timeoutMs: number | undefined,
   call: (ctx: StageContext) => T | Promise<T>,
 ): Promise<T> {
   if (run.forced) return Promise.reject(new ShutdownError(stage, { cause: run.forced.reason }));
-  const ctx = new AttemptContext(run, stage, itemIds, attempt);
+  const ctx = new AttemptContext(run, stage, owner, attempt);
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -86,8 +91,8 @@ export function runAttempt<T>(
   });
 }
 
-/** A `StageContext` whose signal and logger are made only when asked for. */
-class AttemptContext implements StageContext {
+/** A `StageContext` whose signal and logger are made only when asked for. @internal */
+export class AttemptContext implements StageContext {
   #controller: AbortController | undefined;
   #abortedWith: { reason: unknown } | undefined;
   #logger: Logger | undefined;
@@ -95,12 +100,16 @@ class AttemptContext implements StageContext {
   constructor(
     readonly run: RunContext,
     readonly stage: string,
-    readonly itemIds: readonly (string | number)[],
+    readonly owner: AttemptOwner,
     readonly attempt: number,
   ) {}
 
+  get itemIds(): readonly (string | number)[] {
+    return this.owner.itemIds;
+  }
+
   get itemId(): string | number {
-    return this.itemIds[0];
+    return this.owner.itemIds[0];
   }
 
   get signal(): AbortSignal {
@@ -128,4 +137,9 @@ function contextLogger(ctx: AttemptContext): Logger {
   const at = (level: keyof Logger) => (message: string, properties?: Record<string, unknown>) =>
     ctx.run.log(level, message, { ...fields, ...properties });
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+/** True for promises and other thenables. @internal */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }

@@ -63,6 +63,7 @@ export function backoffDelay(
   retry: number,
   random: () => number = Math.random,
 ): number {
+  if (policy.initialDelayMs === 0) return 0; // 0 × Infinity would be NaN after ~1024 retries
   const exact = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (retry - 1));
   return policy.jitter ? exact / 2 + (random() * exact) / 2 : exact;
 }

@@ -5,10 +5,9 @@
  * @module
  */
 
-import type { StageContext } from "./attempt.ts";
+import { isPromiseLike, type StageContext } from "./attempt.ts";
 import { batchStageOptionsSchema, validate } from "./config.ts";
 import { ConfigError, PermanentError } from "./errors.ts";
-import { withRetries } from "./retry.ts";
 import { checkName, type CommonStageOptions, defineStage, retryPolicy, type Stage } from "./stage.ts";
 
 /**
@@ -49,13 +48,34 @@ export interface BatchStageOptions extends CommonStageOptions {
  *
  * @throws {ConfigError} when the name, the function or an option is invalid.
  */
-export function batchStage<I, O = I>(name: string, fn: BatchFn<I, O>, options: BatchStageOptions): Stage<I, O> {
+export function batchStage<I, O>(
+  name: string,
+  fn: (batch: readonly I[], ctx: StageContext) => readonly O[] | Promise<readonly O[]>,
+  options: BatchStageOptions,
+): Stage<I, O>;
+/**
+ * Makes a batch stage whose function returns nothing: its inputs pass on
+ * unchanged, so its output type is its input type.
+ *
+ * @example
+ * ```ts
+ * import { batchStage } from "../mod.ts";
+ *
+ * const save = batchStage("save", async (_rows: readonly string[]) => {}, { batchSize: 50 });
+ * console.assert(save.kind === "batch");
+ * ```
+ */
+export function batchStage<I>(
+  name: string,
+  fn: (batch: readonly I[], ctx: StageContext) => void | Promise<void>,
+  options: BatchStageOptions,
+): Stage<I, I>;
+export function batchStage<I, O>(name: string, fn: BatchFn<I, O>, options: BatchStageOptions): Stage<I, O> {
   checkName(name);
   if (typeof fn !== "function") {
     throw new ConfigError(`Stage "${name}": "fn" must be a function taking an array`, { stage: name, field: "fn" });
   }
   const resolved = validate(batchStageOptionsSchema, options, { stage: name, what: "options" });
-  const policy = retryPolicy(resolved);
   return defineStage({
     name,
     kind: "batch",
@@ -64,15 +84,13 @@ export function batchStage<I, O = I>(name: string, fn: BatchFn<I, O>, options: B
     queueSize: resolved.queueSize,
     batchSize: resolved.batchSize,
     flushIntervalMs: resolved.flushIntervalMs,
-    async process(values, unit) {
-      const outcome = await withRetries(
-        unit,
-        policy,
-        async (ctx) => checkResults(name, values, await fn(values as I[], ctx)),
-      );
-      return outcome.ok
-        ? { ok: true, outputs: outcome.value, attempts: outcome.attempts }
-        : { ok: false, error: outcome.error, attempts: outcome.attempts };
+    policy: retryPolicy(resolved),
+    attempt(values, ctx) {
+      const batch = values as I[];
+      const results = fn(batch, ctx);
+      return isPromiseLike(results)
+        ? Promise.resolve(results).then((awaited) => checkResults(name, batch, awaited))
+        : checkResults(name, batch, results);
     },
   });
 }

@@ -15,7 +15,7 @@
 /** @internal */
 export class Capacity {
   #free: number;
-  #waiting: (() => void)[] = [];
+  #waiting: { readonly wanted: number; readonly wake: () => void }[] = [];
 
   constructor(readonly limit: number) {
     this.#free = limit;
@@ -33,10 +33,15 @@ export class Capacity {
     return got;
   }
 
-  /** Resolves once some capacity is free (at once if some is). */
-  whenFree(): Promise<void> {
-    if (this.#free > 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiting.push(resolve));
+  /**
+   * Resolves once at least `wanted` items of capacity are free (at most the
+   * limit; at once if they are). Waiting for a useful amount instead of the
+   * first free item keeps chunks large when a queue is full.
+   */
+  whenFree(wanted = 1): Promise<void> {
+    const needed = Math.max(1, Math.min(wanted, this.limit));
+    if (this.#free >= needed) return Promise.resolve();
+    return new Promise((wake) => this.#waiting.push({ wanted: needed, wake }));
   }
 
   /** Gives back `count` items of capacity and wakes the producers waiting. */
@@ -45,9 +50,12 @@ export class Capacity {
     if (this.#free > this.limit) {
       throw new Error(`Capacity released more than it lent (limit ${this.limit}): this is a sluice bug`);
     }
-    const waiting = this.#waiting;
-    if (waiting.length === 0) return;
-    this.#waiting = [];
-    for (const wake of waiting) wake();
+    if (this.#waiting.length === 0) return;
+    const stillWaiting = [];
+    for (const waiter of this.#waiting) {
+      if (this.#free >= waiter.wanted) waiter.wake();
+      else stillWaiting.push(waiter);
+    }
+    this.#waiting = stillWaiting;
   }
 }

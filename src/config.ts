@@ -87,13 +87,14 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, where: { stage
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
+  const path = issue.path.map(String);
   const field = issue.code === "unrecognized_keys"
-    ? issue.keys.join(", ")
-    : issue.path.map(String).join(".") || where.what;
+    ? issue.keys.map((key) => [...path, key].join(".")).join(", ")
+    : path.join(".") || where.what;
   const owner = where.stage === undefined ? where.what : `Stage "${where.stage}"`;
   const message = issue.code === "unrecognized_keys"
     ? `${owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${
-      quoteAll(issue.keys)
+      quoteAll(field.split(", "))
     }; check the spelling against the documented options`
     : `${owner}: option "${field}" ${issue.message}; got ${show(valueAt(value, issue.path))}`;
   throw new ConfigError(message, { stage: where.stage, field }, { cause: result.error });

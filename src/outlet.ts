@@ -15,47 +15,48 @@ import type { RunContext } from "./run_context.ts";
 /** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
 export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
 
-/** The most items between the last stage and the outlet. @internal */
-export const OUTLET_CAPACITY = 8;
+/** The most items between the last stage and a `stream()` consumer. @internal */
+export const STREAM_OUTLET_CAPACITY = 8;
 
 /** @internal */
 export class Outlet {
-  /** The last stage takes from this before moving items on. */
-  readonly capacity = new Capacity(OUTLET_CAPACITY);
+  /**
+   * The last stage takes from this before moving items on. While a slow dead
+   * letter sink catches up, the outlet holds all of it, so the last stage
+   * waits (and with it the whole pipeline).
+   */
+  readonly capacity: Capacity;
   readonly #run: RunContext;
   readonly #memory: DeadLetter[] | undefined;
   readonly #writer: WritableStreamDefaultWriter<DeadLetter> | undefined;
   /** Entries the sink did not take: kept in memory so that none is lost. */
   readonly #unwritten: DeadLetter[];
   #sinkError: { error: unknown } | undefined;
+  #blocked = false;
 
-  constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[]) {
+  constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[], limit: number) {
+    this.capacity = new Capacity(limit);
     this.#run = run;
     this.#unwritten = fallback;
     if (Array.isArray(target)) this.#memory = target;
     else if (target) this.#writer = target.getWriter();
   }
 
-  /**
-   * Takes a chunk from the last stage. Completed values go to `emit`.
-   * Returns a promise only while a slow dead letter sink is catching up.
-   */
-  accept(chunk: Chunk, emit?: (value: unknown) => void): void | Promise<void> {
+  /** Takes a chunk from the last stage. Completed values go to `emit`. */
+  accept(chunk: Chunk, emit?: (value: unknown) => void): void {
     const metrics = this.#run.metrics;
-    let wait: Promise<void> | undefined;
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
-        wait = this.#deadLetter(envelope) ?? wait;
+        this.#deadLetter(envelope);
       } else {
         metrics.completed++;
         emit?.(envelope.value);
       }
     }
     this.capacity.release(chunk.length);
-    return wait;
   }
 
-  #deadLetter(failure: Failure): Promise<void> | undefined {
+  #deadLetter(failure: Failure): void {
     const run = this.#run;
     run.metrics.deadLettered++;
     run.metrics.failed++;
@@ -76,26 +77,35 @@ export class Outlet {
         timestamp: Date.now(),
       });
     }
-    if (this.#memory) {
-      this.#memory.push(toDeadLetter(failure, reason));
-    } else if (this.#writer) {
-      return this.#write(toDeadLetter(failure, reason));
-    }
-    return undefined;
+    if (this.#memory) this.#memory.push(toDeadLetter(failure, reason));
+    else if (this.#writer) this.#write(this.#writer, toDeadLetter(failure, reason));
   }
 
-  #write(entry: DeadLetter): Promise<void> | undefined {
-    const writer = this.#writer!;
+  #write(writer: WritableStreamDefaultWriter<DeadLetter>, entry: DeadLetter): void {
     if (this.#sinkError) {
       this.#unwritten.push(entry);
-      return undefined;
+      return;
     }
     writer.write(entry).catch((error) => {
       this.#sinkFailed(error);
       this.#unwritten.push(entry);
     });
-    if ((writer.desiredSize ?? 0) > 0) return undefined;
-    return writer.ready.catch((error) => this.#sinkFailed(error));
+    if ((writer.desiredSize ?? 0) <= 0) this.#blockUntil(writer.ready);
+  }
+
+  /** Holds all of the outlet's capacity until the sink is ready again. */
+  #blockUntil(ready: Promise<void>): void {
+    if (this.#blocked) return;
+    this.#blocked = true;
+    const held = this.capacity.take(Number.POSITIVE_INFINITY);
+    const unblock = () => {
+      this.#blocked = false;
+      this.capacity.release(held);
+    };
+    ready.then(unblock, (error) => {
+      this.#sinkFailed(error);
+      unblock();
+    });
   }
 
   #sinkFailed(error: unknown): void {

@@ -12,7 +12,7 @@ import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
 import type { EventListener, ItemId } from "./events.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { PipelineMetrics } from "./metrics.ts";
-import { Outlet } from "./outlet.ts";
+import { Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
 import { checkSource, type Source, sourceStream } from "./source.ts";
@@ -204,14 +204,13 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const detach = this.#attachShutdown(run, stop, options);
     let sourceError: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run);
+      const engines = this.#engines(run, "run");
       const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       });
-      const outlet = engines.outlet;
-      await this.#chain(input, engines).pipeTo(new WritableStream<Chunk>({ write: (chunk) => outlet.accept(chunk) }));
-      await outlet.close();
+      await this.#chain(input, engines).pipeTo(new WritableStream<Chunk>());
+      await engines.outlet.close();
     } finally {
       detach();
       this.#end(run);
@@ -240,7 +239,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    */
   stream(): { writable: WritableStream<PipelineInput<S>>; readable: ReadableStream<PipelineOutput<S>> } {
     const run = this.#begin();
-    const engines = this.#engines(run);
+    const engines = this.#engines(run, "stream");
     const first = engines[0].capacity;
     const ingest = this.#ingester(run);
     const inlet = new TransformStream<unknown, Chunk>({
@@ -282,15 +281,23 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     run.log("info", "run finished", { totalIngested, totalCompleted, totalFailed });
   }
 
-  /** Builds the stage engines, each feeding the next, the last feeding the outlet. */
-  #engines(run: RunContext): StageEngine[] & { outlet: Outlet } {
+  /**
+   * Builds the stage engines, each feeding the next. For `run` the last one
+   * hands its chunks straight to the outlet (nothing reads its readable
+   * side); for `stream` they go through the readable to the consumer.
+   */
+  #engines(run: RunContext, mode: "run" | "stream"): StageEngine[] & { outlet: Outlet } {
     const target = this.#target === true ? this.#deadLetters : this.#target === false ? undefined : this.#target;
-    const outlet = new Outlet(run, target, this.#deadLetters);
+    const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
+    const outlet = new Outlet(run, target, this.#deadLetters, limit);
     const engines: StageEngine[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
       const spec = this.#specs[i];
-      const engine = new StageEngine(spec, run, spec.queueSize ?? this.#queueSize, next);
+      const deliver = mode === "run" && i === this.#specs.length - 1
+        ? (chunk: Chunk) => outlet.accept(chunk)
+        : undefined;
+      const engine = new StageEngine(spec, run, spec.queueSize ?? this.#queueSize, next, deliver);
       engines.unshift(engine);
       next = engine.capacity;
     }

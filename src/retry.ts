@@ -17,7 +17,7 @@ export type RetryPredicate = (error: unknown, attempt: number) => boolean;
 
 /**
  * The default `retryIf`: retry everything except {@linkcode PermanentError}
- * and zod validation errors (a bad value stays bad).
+ * and zod validation errors, from `zod` or `zod/mini` (a bad value stays bad).
  *
  * @example Extend the default
  * ```ts
@@ -31,7 +31,7 @@ export type RetryPredicate = (error: unknown, attempt: number) => boolean;
 export function isRetryable(error: unknown, _attempt?: number): boolean {
   if (error instanceof PermanentError) return false;
   const name = (error as { name?: unknown } | null)?.name;
-  return name !== "ZodError" && name !== "PermanentError";
+  return name !== "ZodError" && name !== "$ZodError" && name !== "PermanentError";
 }
 
 /** The retry settings of one stage, with defaults filled in. @internal */
@@ -56,33 +56,42 @@ export type Outcome<T> =
   | { readonly ok: true; readonly value: T; readonly attempts: number }
   | { readonly ok: false; readonly error: unknown; readonly attempts: number };
 
-/** Calls `call` until it succeeds, is out of retries, or fails for good. @internal */
+/**
+ * Calls `call` until it succeeds, is out of retries, or fails for good.
+ * `firstFailure` continues after a first attempt the caller already made.
+ * @internal
+ */
 export async function withRetries<T>(
   unit: Unit,
   policy: RetryPolicy,
   call: (ctx: StageContext) => T | Promise<T>,
+  firstFailure?: { readonly error: unknown; readonly durationMs: number },
 ): Promise<Outcome<T>> {
-  for (let attempt = 1;; attempt++) {
-    const startedAt = performance.now();
-    announceStart(unit, attempt);
-    try {
-      return {
-        ok: true,
-        value: await runAttempt(unit.run, unit.stage, unit.itemIds, attempt, policy.timeoutMs, call),
-        attempts: attempt,
-      };
-    } catch (error) {
+  let attempt = 1;
+  let failure = firstFailure;
+  for (;;) {
+    if (failure) {
+      const { error, durationMs } = failure;
       if (attempt > policy.maxRetries || !shouldRetry(unit, policy, error, attempt)) {
         return { ok: false, error, attempts: attempt };
       }
       const delayMs = backoffDelay(policy.backoff, attempt);
       unit.counters.retries++;
-      announceRetry(unit, attempt, error, delayMs, performance.now() - startedAt);
+      announceRetry(unit, attempt, error, delayMs, durationMs);
       try {
         await backoffSleep(unit, delayMs);
       } catch (shutdown) {
         return { ok: false, error: shutdown, attempts: attempt };
       }
+      attempt++;
+    }
+    const startedAt = performance.now();
+    announceStart(unit, attempt);
+    try {
+      const value = await runAttempt(unit.run, unit.stage, unit, attempt, policy.timeoutMs, call);
+      return { ok: true, value, attempts: attempt };
+    } catch (error) {
+      failure = { error, durationMs: performance.now() - startedAt };
     }
   }
 }

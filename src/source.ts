@@ -77,12 +77,21 @@ function readerFor(source: Source<unknown>): ValueReader {
     };
   }
   const iterator = (source as Iterable<unknown>)[Symbol.iterator]();
+  let failed: { error: unknown } | undefined;
   return {
     sync: true,
     read: (max) => {
+      if (failed) throw failed.error;
       const values: unknown[] = [];
       while (values.length < max) {
-        const result = iterator.next();
+        let result: IteratorResult<unknown>;
+        try {
+          result = iterator.next();
+        } catch (error) {
+          if (values.length === 0) throw error;
+          failed = { error }; // ingest what was read; the error comes with the next read
+          return values;
+        }
         if (result.done) return values.length > 0 ? values : null;
         values.push(result.value);
       }
@@ -147,7 +156,8 @@ export function sourceStream(
     },
     async pull(controller) {
       if (signal?.aborted) return finish(controller, true);
-      if ((await unlessAborted(room.whenFree(), signal)) === aborted) return finish(controller, true);
+      const wanted = reader.sync ? Math.ceil(room.limit / 8) : 1; // sync sources: read a good share at once
+      if ((await unlessAborted(room.whenFree(wanted), signal)) === aborted) return finish(controller, true);
       const taken = room.take(reader.sync ? Number.POSITIVE_INFINITY : 1);
       let values: unknown[] | null | typeof aborted;
       try {

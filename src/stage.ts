@@ -9,7 +9,7 @@ import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { StageContext } from "./attempt.ts";
 import { show, stageOptionsSchema, validate } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { isRetryable, type Outcome, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
+import { isRetryable, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
 
 /** A stage function: takes an item, returns (or resolves to) the output. */
 export type StageFn<I, O> = (input: I, ctx: StageContext) => O | Promise<O>;
@@ -95,7 +95,14 @@ export interface StageSpec {
   readonly queueSize: number | undefined;
   readonly batchSize: number;
   readonly flushIntervalMs: number | undefined;
-  readonly process: (values: readonly unknown[], unit: Unit) => Promise<UnitOutcome>;
+  readonly policy: RetryPolicy;
+  /**
+   * One attempt: on an item's value (item stage) or a batch's values (batch
+   * stage). Returns the output (item) or the outputs (batch), or a promise.
+   */
+  readonly attempt: (input: unknown, ctx: StageContext) => unknown;
+  /** For task sequences retried task by task: the whole unit, retries included. */
+  readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<UnitOutcome>;
 }
 
 const specs = new WeakMap<object, StageSpec>();
@@ -169,10 +176,7 @@ export function stage<I, O>(
   const tasks = toTasks(name, fn);
   const resolved = validate(stageOptionsSchema, options, { stage: name, what: "options" });
   const policy = retryPolicy(resolved);
-  const process = tasks.length === 1 || resolved.retryScope === "stage"
-    ? (values: readonly unknown[], unit: Unit) =>
-      settle(withRetries(unit, policy, (ctx) => runTasks(tasks, values[0], ctx)))
-    : (values: readonly unknown[], unit: Unit) => runTasksRetryingEach(tasks, values[0], unit, policy);
+  const byTask = tasks.length > 1 && resolved.retryScope !== "stage";
   return defineStage({
     name,
     kind: "item",
@@ -181,7 +185,9 @@ export function stage<I, O>(
     queueSize: resolved.queueSize,
     batchSize: 1,
     flushIntervalMs: undefined,
-    process,
+    policy,
+    attempt: tasks.length === 1 ? tasks[0] : (input, ctx) => runTasks(tasks, input, ctx),
+    runTaskByTask: byTask ? (input, unit) => runTasksRetryingEach(tasks, input, unit, policy) : undefined,
   });
 }
 
@@ -250,11 +256,4 @@ async function runTasksRetryingEach(
     value = outcome.value;
   }
   return { ok: true, outputs: [value], attempts };
-}
-
-async function settle(outcome: Promise<Outcome<unknown>>): Promise<UnitOutcome> {
-  const result = await outcome;
-  return result.ok
-    ? { ok: true, outputs: [result.value], attempts: result.attempts }
-    : { ok: false, error: result.error, attempts: result.attempts };
 }

@@ -1,32 +1,66 @@
 /**
  * The `TransformStream` that runs one stage: a pool of `concurrency` workers
- * fed from the stage's input queue, outputs put back in order (or not), and
- * the item-count capacities that bound what the stage holds.
+ * fed from the stage's input queue, results put back in input order (or
+ * not), and the item-count capacities that bound what the stage holds.
  *
- * A stage holds at most `queueSize + concurrency` items (for a batch stage,
+ * A stage holds at most `queueSize + concurrency` items (a batch stage
  * `queueSize + concurrency × batchSize`): items waiting, items in an attempt,
- * and results waiting for their turn or for room downstream. Results keep
- * their worker busy until they have moved on, so a slow next stage makes this
- * one wait, and so on up to the source.
+ * results waiting for their turn, and results waiting for room downstream.
+ * A slow next stage has no room, so this stage fills up and its producer
+ * waits, and so on up to the source.
+ *
+ * Hot path: the first attempt runs inline (no timer, no registration per
+ * attempt); retries and timeouts go through `withRetries`. Results that are
+ * ready together move on together as one chunk.
  *
  * @module
  */
 
+import { AttemptContext, isPromiseLike } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
 import { serializeError } from "./dead_letter.ts";
 import { type Chunk, chunkSize, type Envelope, Failure, type Item } from "./envelope.ts";
+import { ShutdownError } from "./errors.ts";
+import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
-import type { Unit } from "./retry.ts";
+import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import type { RunContext } from "./run_context.ts";
 import type { StageSpec, UnitOutcome } from "./stage.ts";
 
-/** A unit of work: one item (or one batch), or a failure passing through. */
-interface Group {
-  readonly seq: number;
-  readonly envelopes: Envelope[];
-  worker: number;
-  done: boolean;
+/** The most envelopes moved downstream in one chunk. */
+const MAX_CHUNK = 256;
+
+/** One item (item stage) or one batch, from its start until its result is in order. */
+class Group implements Unit {
+  seq = 0;
+  worker = -1;
+  /** performance.now() at the first attempt's start, for latency. */
+  startedAt = 0;
+  /** Date.now() at the first attempt's start, for dead letters and events. */
+  startedAtEpoch = 0;
+  /** The inline first attempt, while it runs. */
+  attempt: AttemptContext | undefined;
+  #ids: readonly ItemId[] | undefined;
+
+  constructor(
+    readonly items: Item[],
+    readonly run: RunContext,
+    readonly stage: string,
+    readonly counters: StageCounters,
+  ) {}
+
+  get itemIds(): readonly ItemId[] {
+    return this.#ids ??= this.items.map((item) => item.id);
+  }
+
+  /** The attempt's input: the value, or a batch's values. */
+  input(batch: boolean): unknown {
+    return batch ? this.items.map((item) => item.value) : this.items[0].value;
+  }
 }
+
+/** Where a stage's results go: its own readable side, or straight to the outlet. @internal */
+export type Deliver = (chunk: Chunk) => void;
 
 /** @internal */
 export class StageEngine {
@@ -37,41 +71,51 @@ export class StageEngine {
   readonly #run: RunContext;
   readonly #counters: StageCounters;
   readonly #next: Capacity;
-  #controller!: TransformStreamDefaultController<Chunk>;
+  readonly #batch: boolean;
+  #deliver: Deliver | undefined;
 
   #forming: Item[] = [];
   #formingTimer: ReturnType<typeof setTimeout> | undefined;
   #waiting: Group[] = [];
   #waitingHead = 0;
   readonly #freeWorkers: number[];
+  /** Running groups by worker, for a forced shutdown. */
+  readonly #running: (Group | undefined)[];
   #nextSeq = 0;
-  /** Finished groups not yet in the outbox, by seq (ordered stages only). */
-  readonly #finished = new Map<number, Group>();
-  #nextToEmit = 0;
-  /** Groups whose envelopes are ready to move downstream, in order. */
-  #outbox: Group[] = [];
-  #outboxCount = 0;
+  /** Finished groups waiting for their turn, at `seq % concurrency` (ordered stages). */
+  readonly #reorder: (Group | undefined)[];
+  #nextInOrder = 0;
+  /** Envelopes ready to move downstream, from `#outboxHead` on. */
+  #outbox: Envelope[] = [];
+  #outboxHead = 0;
   #flushScheduled = false;
+  #outboxSeen = 0;
   #awaitingRoom = false;
   /** Items accepted and not yet moved downstream. */
   #held = 0;
-  /** Items in started groups not yet moved downstream. */
+  /** Items in started groups whose results have not moved downstream yet. */
   #active = 0;
   #ending = false;
   #drained: (() => void) | undefined;
+  #stopForce: () => void;
 
-  constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity) {
+  constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity, deliver?: Deliver) {
     this.#spec = spec;
     this.#run = run;
     this.#counters = run.metrics.stage(spec.name);
     this.#next = next;
+    this.#deliver = deliver;
+    this.#batch = spec.kind === "batch";
     this.capacity = new Capacity(queueSize + spec.concurrency * spec.batchSize);
     this.#freeWorkers = Array.from({ length: spec.concurrency }, (_, i) => spec.concurrency - 1 - i);
+    this.#running = new Array(spec.concurrency).fill(undefined);
+    this.#reorder = new Array(spec.concurrency).fill(undefined);
     this.#counters.queueDepth = () => this.capacity.used - this.#active;
+    this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
     this.stream = new TransformStream<Chunk, Chunk>(
       {
         start: (controller) => {
-          this.#controller = controller;
+          this.#deliver ??= (chunk) => controller.enqueue(chunk);
         },
         transform: (chunk) => this.#accept(chunk),
         flush: () => this.#drain(),
@@ -84,27 +128,28 @@ export class StageEngine {
   #accept(chunk: Chunk): void {
     this.#held += chunk.length;
     const announce = this.#run.hasListener;
+    const timestamp = announce ? Date.now() : 0;
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
-        this.#passThrough(envelope);
+        this.#toOutbox(envelope); // failures keep moving; order matters only for results
         continue;
       }
-      if (announce) {
-        this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp: Date.now() });
+      if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
+      if (!this.#batch) {
+        this.#waiting.push(new Group([envelope], this.#run, this.#spec.name, this.#counters));
+        continue;
       }
       this.#forming.push(envelope);
       if (this.#forming.length >= this.#spec.batchSize) this.#closeBatch();
       else if (this.#forming.length === 1 && this.#spec.flushIntervalMs !== undefined) {
-        this.#formingTimer = setTimeout(() => this.#closeBatch(), this.#spec.flushIntervalMs);
+        this.#formingTimer = setTimeout(() => {
+          this.#closeBatch();
+          this.#pump();
+        }, this.#spec.flushIntervalMs);
       }
     }
     this.#pump();
-  }
-
-  /** A failure from an earlier stage keeps its place and moves on untouched. */
-  #passThrough(failure: Failure): void {
-    const group: Group = { seq: this.#nextSeq++, envelopes: [failure], worker: -1, done: true };
-    this.#finish(group);
+    if (this.#outbox.length > this.#outboxHead) this.#scheduleFlush();
   }
 
   #closeBatch(): void {
@@ -113,190 +158,297 @@ export class StageEngine {
       this.#formingTimer = undefined;
     }
     if (this.#forming.length === 0) return;
-    this.#waiting.push({ seq: this.#nextSeq++, envelopes: this.#forming, worker: -1, done: false });
+    this.#waiting.push(new Group(this.#forming, this.#run, this.#spec.name, this.#counters));
     this.#forming = [];
-    this.#pump();
   }
 
   #pump(): void {
     while (this.#freeWorkers.length > 0 && this.#waitingHead < this.#waiting.length) {
-      const group = this.#waiting[this.#waitingHead++];
+      const group = this.#waiting[this.#waitingHead];
+      this.#waiting[this.#waitingHead++] = undefined!;
       this.#start(group, this.#freeWorkers.pop()!);
     }
-    if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+    if (this.#waitingHead === this.#waiting.length) {
+      this.#waiting = [];
+      this.#waitingHead = 0;
+    } else if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
       this.#waiting = this.#waiting.slice(this.#waitingHead);
       this.#waitingHead = 0;
     }
   }
 
   #start(group: Group, worker: number): void {
+    const spec = this.#spec;
     group.worker = worker;
-    const items = group.envelopes as Item[];
-    const count = items.length;
-    this.#active += count;
-    this.#counters.inFlight += count;
-    const unit: Unit = {
-      run: this.#run,
-      stage: this.#spec.name,
-      itemIds: items.length === 1 ? [items[0].id] : items.map((item) => item.id),
-      worker,
-      counters: this.#counters,
-    };
-    const firstAttemptAt = Date.now();
-    const startedAt = performance.now();
-    let outcome: Promise<UnitOutcome>;
-    try {
-      outcome = this.#spec.process(items.length === 1 ? [items[0].value] : items.map((item) => item.value), unit);
-    } catch (error) {
-      outcome = Promise.resolve({ ok: false, error, attempts: 1 });
-    }
-    outcome
-      .catch((error): UnitOutcome => ({ ok: false, error, attempts: 1 }))
-      .then((result) => {
-        this.#counters.inFlight -= count;
-        this.#record(group, unit, result, firstAttemptAt, performance.now() - startedAt);
-        this.#finish(group);
+    group.seq = this.#nextSeq++;
+    group.startedAt = performance.now();
+    group.startedAtEpoch = Date.now();
+    this.#active += group.items.length;
+    this.#counters.inFlight += group.items.length;
+    const input = group.input(this.#batch);
+    if (this.#run.forced) {
+      this.#settle(group, {
+        ok: false,
+        error: new ShutdownError(spec.name, { cause: this.#run.forced.reason }),
+        attempts: 1,
       });
+    } else if (spec.runTaskByTask) {
+      spec.runTaskByTask(input, group).then(
+        (outcome) => this.#settle(group, outcome),
+        (error) => this.#settle(group, { ok: false, error, attempts: 1 }),
+      );
+    } else if (spec.policy.timeoutMs !== undefined) {
+      this.#retry(group, input, undefined);
+    } else {
+      this.#firstAttempt(group, input);
+    }
   }
 
-  /** Turns an outcome into the group's outgoing envelopes, with metrics and events. */
-  #record(group: Group, unit: Unit, result: UnitOutcome, firstAttemptAt: number, durationMs: number): void {
-    const items = group.envelopes as Item[];
+  /** Attempt 1, inline: no timer and no per-attempt registration. */
+  #firstAttempt(group: Group, input: unknown): void {
+    const ctx = new AttemptContext(this.#run, this.#spec.name, group, 1);
+    group.attempt = ctx;
+    this.#running[group.worker] = group;
+    if (this.#run.hasListener) this.#announceStarted(group);
+    let result: unknown;
+    try {
+      result = this.#spec.attempt(input, ctx);
+    } catch (error) {
+      return this.#firstAttemptFailed(group, ctx, input, error);
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (value) => this.#firstAttemptDone(group, ctx, value),
+        (error) => this.#firstAttemptFailed(group, ctx, input, error),
+      );
+    } else {
+      this.#firstAttemptDone(group, ctx, result);
+    }
+  }
+
+  #firstAttemptDone(group: Group, ctx: AttemptContext, value: unknown): void {
+    if (group.attempt !== ctx) return; // a forced shutdown has already settled it
+    this.#endFirstAttempt(group);
+    this.#settle(group, { ok: true, outputs: this.#batch ? value as unknown[] : [value], attempts: 1 });
+  }
+
+  #firstAttemptFailed(group: Group, ctx: AttemptContext, input: unknown, error: unknown): void {
+    if (group.attempt !== ctx) return;
+    this.#endFirstAttempt(group);
+    if (this.#spec.policy.maxRetries === 0) return this.#settle(group, { ok: false, error, attempts: 1 });
+    this.#retry(group, input, { error, durationMs: performance.now() - group.startedAt });
+  }
+
+  #endFirstAttempt(group: Group): void {
+    group.attempt = undefined;
+    this.#running[group.worker] = undefined;
+  }
+
+  #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
+    const attempt = this.#spec.attempt;
+    withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure).then(
+      (outcome: Outcome<unknown>) =>
+        this.#settle(
+          group,
+          outcome.ok
+            ? {
+              ok: true,
+              outputs: this.#batch ? outcome.value as unknown[] : [outcome.value],
+              attempts: outcome.attempts,
+            }
+            : outcome,
+        ),
+      (error) => this.#settle(group, { ok: false, error, attempts: 1 }),
+    );
+  }
+
+  /** A forced shutdown: every inline attempt fails now with a ShutdownError. */
+  #interruptAll(reason: unknown): void {
+    for (const group of this.#running) {
+      if (!group?.attempt) continue;
+      const error = new ShutdownError(this.#spec.name, { cause: reason });
+      group.attempt.abort(error);
+      this.#endFirstAttempt(group);
+      this.#settle(group, { ok: false, error, attempts: 1 });
+    }
+  }
+
+  #announceStarted(group: Group): void {
+    const timestamp = group.startedAtEpoch;
+    for (const item of group.items) {
+      this.#run.emit({
+        type: "started",
+        itemId: item.id,
+        stage: this.#spec.name,
+        attempt: 1,
+        worker: group.worker,
+        timestamp,
+      });
+    }
+  }
+
+  /** Records the outcome, then puts the result in line to move on. */
+  #settle(group: Group, outcome: UnitOutcome): void {
+    this.#counters.inFlight -= group.items.length;
+    this.#record(group, outcome);
+    if (!this.#spec.ordered) return this.#release(group);
+    this.#reorder[group.seq % this.#spec.concurrency] = group;
+    for (;;) {
+      const slot = this.#nextInOrder % this.#spec.concurrency;
+      const next = this.#reorder[slot];
+      if (!next || next.seq !== this.#nextInOrder) break;
+      this.#reorder[slot] = undefined;
+      this.#nextInOrder++;
+      this.#release(next);
+    }
+  }
+
+  /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
+  #release(group: Group): void {
+    for (const envelope of group.items as Envelope[]) this.#outbox.push(envelope);
+    this.#freeWorkers.push(group.worker);
+    this.#pump();
+    this.#scheduleFlush();
+  }
+
+  /** Replaces the group's items by their results (or failures), with metrics and events. */
+  #record(group: Group, outcome: UnitOutcome): void {
+    const items = group.items;
+    const counters = this.#counters;
+    const run = this.#run;
     const { name } = this.#spec;
-    const timestamp = Date.now();
-    if (result.ok) {
-      for (let i = 0; i < items.length; i++) items[i].value = result.outputs[i];
-      this.#counters.succeeded += items.length;
-      for (let i = 0; i < items.length; i++) this.#counters.latency.record(durationMs);
-      if (!this.#run.hasListener) return;
+    const durationMs = performance.now() - group.startedAt;
+    if (outcome.ok) {
+      for (let i = 0; i < items.length; i++) {
+        items[i].value = outcome.outputs[i];
+        counters.latency.record(durationMs);
+      }
+      counters.succeeded += items.length;
+      if (!run.hasListener) return;
+      const timestamp = Date.now();
       for (const item of items) {
-        this.#run.emit({
+        run.emit({
           type: "completed",
           itemId: item.id,
           stage: name,
-          attempt: result.attempts,
-          worker: unit.worker,
+          attempt: outcome.attempts,
+          worker: group.worker,
           durationMs,
           timestamp,
         });
       }
       return;
     }
-    this.#counters.failed += items.length;
-    const error = this.#run.hasListener ? serializeError(result.error) : undefined;
+    counters.failed += items.length;
+    const failedAt = Date.now();
+    const firstAttemptAt = group.startedAtEpoch;
+    const error = run.hasListener ? serializeError(outcome.error) : undefined;
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
-      group.envelopes[i] = new Failure(
+      (items as Envelope[])[i] = new Failure(
         item.id,
         name,
         item.value,
-        result.error,
-        result.attempts,
+        outcome.error,
+        outcome.attempts,
         firstAttemptAt,
-        timestamp,
+        failedAt,
       );
       if (error) {
-        this.#run.emit({
+        run.emit({
           type: "failed",
           itemId: item.id,
           stage: name,
-          attempt: result.attempts,
-          worker: unit.worker,
+          attempt: outcome.attempts,
+          worker: group.worker,
           error,
           durationMs,
-          timestamp,
+          timestamp: failedAt,
         });
       }
     }
   }
 
-  /** Queues a finished group for moving on: in seq order, or at once if unordered. */
-  #finish(group: Group): void {
-    group.done = true;
-    if (!this.#spec.ordered) {
-      this.#toOutbox(group);
-    } else {
-      this.#finished.set(group.seq, group);
-      for (let next = this.#finished.get(this.#nextToEmit); next; next = this.#finished.get(this.#nextToEmit)) {
-        this.#finished.delete(this.#nextToEmit++);
-        this.#toOutbox(next);
-      }
-    }
-    this.#scheduleFlush();
+  #toOutbox(envelope: Envelope): void {
+    this.#outbox.push(envelope);
   }
 
-  #toOutbox(group: Group): void {
-    this.#outbox.push(group);
-    this.#outboxCount += group.envelopes.length;
-  }
-
-  /** Moves what is ready once the current burst of completions has settled. */
+  /**
+   * Moves the outbox on once the burst of completions that filled it is
+   * over: while it keeps growing (more results arriving in the same tick)
+   * and is below MAX_CHUNK, wait one more microtask.
+   */
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.#flushOutbox();
-    });
+    this.#outboxSeen = this.#outbox.length - this.#outboxHead;
+    queueMicrotask(() => this.#flushWhenSettled());
+  }
+
+  #flushWhenSettled(): void {
+    const ready = this.#outbox.length - this.#outboxHead;
+    if (ready > this.#outboxSeen && ready < MAX_CHUNK) {
+      this.#outboxSeen = ready;
+      queueMicrotask(() => this.#flushWhenSettled());
+      return;
+    }
+    this.#flushScheduled = false;
+    this.#flushOutbox();
   }
 
   /** Moves ready envelopes downstream, as many as the next stage has room for. */
   #flushOutbox(): void {
-    while (this.#outboxCount > 0) {
-      const room = this.#next.take(this.#outboxCount);
-      if (room === 0) {
-        this.#waitForRoom();
-        break;
+    for (
+      let ready = this.#outbox.length - this.#outboxHead;
+      ready > 0;
+      ready = this.#outbox.length - this.#outboxHead
+    ) {
+      const room = this.#next.take(Math.min(ready, MAX_CHUNK));
+      if (room === 0) return this.#waitForRoom(ready);
+      const chunk = this.#outbox.slice(this.#outboxHead, this.#outboxHead + room);
+      this.#outboxHead += room;
+      if (this.#outboxHead === this.#outbox.length) {
+        this.#outbox = [];
+        this.#outboxHead = 0;
       }
-      this.#controller.enqueue(this.#takeFromOutbox(room));
+      this.#moved(chunk);
+      this.#deliver!(chunk);
     }
-    this.#pump();
     this.#checkDrained();
   }
 
-  #waitForRoom(): void {
+  /** Bookkeeping for envelopes leaving the stage. */
+  #moved(chunk: Chunk): void {
+    let results = 0;
+    for (const envelope of chunk) {
+      if (envelope instanceof Failure ? envelope.stage === this.#spec.name : true) results++;
+    }
+    this.#active -= results;
+    this.#held -= chunk.length;
+    this.capacity.release(chunk.length);
+  }
+
+  /** Waits until the next stage has room for a good share of what is ready. */
+  #waitForRoom(ready: number): void {
     if (this.#awaitingRoom) return;
     this.#awaitingRoom = true;
-    this.#next.whenFree().then(() => {
+    this.#next.whenFree(Math.min(ready, MAX_CHUNK, Math.ceil(this.#next.limit / 8))).then(() => {
       this.#awaitingRoom = false;
       this.#flushOutbox();
     });
-  }
-
-  #takeFromOutbox(count: number): Chunk {
-    const chunk: Chunk = [];
-    while (chunk.length < count) {
-      const group = this.#outbox[0];
-      const take = Math.min(count - chunk.length, group.envelopes.length);
-      if (group.worker >= 0) this.#active -= take;
-      if (take === group.envelopes.length) {
-        for (const envelope of group.envelopes) chunk.push(envelope);
-        this.#outbox.shift();
-        this.#release(group);
-      } else {
-        for (const envelope of group.envelopes.splice(0, take)) chunk.push(envelope);
-      }
-    }
-    this.#outboxCount -= count;
-    this.#held -= count;
-    this.capacity.release(count);
-    return chunk;
-  }
-
-  /** A group that has fully moved on frees its worker. */
-  #release(group: Group): void {
-    if (group.worker < 0) return;
-    this.#freeWorkers.push(group.worker);
-    group.worker = -1;
   }
 
   /** Input has ended: flush the partial batch, then wait for everything to move on. */
   #drain(): Promise<void> {
     this.#ending = true;
     this.#closeBatch();
-    if (this.#held === 0) return Promise.resolve();
+    this.#pump();
+    if (this.#held === 0) return Promise.resolve(this.#stopForce());
     return new Promise((resolve) => {
-      this.#drained = resolve;
+      this.#drained = () => {
+        this.#stopForce();
+        resolve();
+      };
     });
   }
 

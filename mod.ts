@@ -42,7 +42,7 @@ export { batchStage } from "./src/batch_stage.ts";
 export type { BatchFn, BatchStageOptions } from "./src/batch_stage.ts";
 export type { StageContext } from "./src/attempt.ts";
 export { backoffDelay } from "./src/backoff.ts";
-export type { BackoffOptions } from "./src/backoff.ts";
+export type { BackoffOptions, ResolvedBackoff } from "./src/backoff.ts";
 export { isRetryable } from "./src/retry.ts";
 export type { RetryPredicate } from "./src/retry.ts";
 export { ConfigError, DeadLetterSinkError, PermanentError, ShutdownError, TimeoutError } from "./src/errors.ts";

@@ -10,9 +10,13 @@ import type { ItemId } from "./events.ts";
 
 /** An error reduced to plain data, so that it survives JSON. */
 export interface SerializedError {
+  /** The error's `name`, such as `TypeError` (`NonError` for thrown non-errors). */
   readonly name: string;
+  /** The error's message. */
   readonly message: string;
+  /** The stack trace, where the runtime gave one. */
   readonly stack?: string;
+  /** The `cause`, serialized the same way if it is an error. */
   readonly cause?: unknown;
 }
 

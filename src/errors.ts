@@ -24,6 +24,7 @@
  */
 export class PermanentError extends Error {
   /**
+   * Makes a permanent error.
    * @param message Why the item cannot be processed.
    * @param options `cause`: the underlying error, if any.
    */
@@ -52,6 +53,7 @@ export class TimeoutError extends Error {
   /** The limit that was exceeded, in milliseconds. */
   readonly timeoutMs: number;
   /**
+   * Makes the error for an attempt of `stage` that exceeded `timeoutMs`.
    * @param stage The stage whose attempt timed out.
    * @param timeoutMs The stage's `timeoutMs`.
    */
@@ -81,6 +83,7 @@ export class TimeoutError extends Error {
  */
 export class ShutdownError extends Error {
   /**
+   * Makes the error for an item of `stage` interrupted by a forced shutdown.
    * @param stage The stage that was interrupted.
    * @param options `cause`: the abort reason, if any.
    */
@@ -116,6 +119,7 @@ export class ConfigError extends Error {
   /** The option path, such as `concurrency` or `backoff.multiplier`. */
   readonly field: string;
   /**
+   * Makes a configuration error.
    * @param message What is wrong and what is allowed.
    * @param details The stage and field, for programs that handle the error.
    * @param options `cause`: the validation error, if any.
@@ -149,6 +153,7 @@ export class DeadLetterSinkError extends Error {
   /** How many entries the sink did not accept (kept in `pipeline.deadLetters`). */
   readonly unwritten: number;
   /**
+   * Makes the error for a failed dead letter sink.
    * @param unwritten The number of entries kept in memory instead.
    * @param options `cause`: the sink's error.
    */

@@ -21,22 +21,31 @@ export interface EventBase {
 
 /** The item entered a stage's input queue. */
 export interface QueuedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "queued";
 }
 
 /** An attempt started on worker `worker` (0-based index within the stage). */
 export interface StartedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "started";
+  /** The attempt number, 1-based (for `failed` and `dead-lettered`: the attempts made). */
   readonly attempt: number;
+  /** The worker's index within the stage, from 0 to concurrency − 1. */
   readonly worker: number;
 }
 
 /** An attempt failed and the item will be tried again after `delayMs`. */
 export interface RetryEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "retry";
+  /** The attempt number, 1-based (for `failed` and `dead-lettered`: the attempts made). */
   readonly attempt: number;
+  /** The worker's index within the stage, from 0 to concurrency − 1. */
   readonly worker: number;
+  /** The error, as plain data. */
   readonly error: SerializedError;
+  /** The backoff before the next attempt, in milliseconds. */
   readonly delayMs: number;
   /** How long the failed attempt ran. */
   readonly durationMs: number;
@@ -44,8 +53,11 @@ export interface RetryEvent extends EventBase {
 
 /** The item left the stage successfully. */
 export interface CompletedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "completed";
+  /** The attempt number, 1-based (for `failed` and `dead-lettered`: the attempts made). */
   readonly attempt: number;
+  /** The worker's index within the stage, from 0 to concurrency − 1. */
   readonly worker: number;
   /** From the first attempt's start to success, backoff included. */
   readonly durationMs: number;
@@ -53,17 +65,25 @@ export interface CompletedEvent extends EventBase {
 
 /** The item failed in the stage for good (out of retries, or permanent). */
 export interface FailedEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "failed";
+  /** The attempt number, 1-based (for `failed` and `dead-lettered`: the attempts made). */
   readonly attempt: number;
+  /** The worker's index within the stage, from 0 to concurrency − 1. */
   readonly worker: number;
+  /** The error, as plain data. */
   readonly error: SerializedError;
+  /** Milliseconds since the first attempt started. */
   readonly durationMs: number;
 }
 
 /** The failed item was recorded in the dead letter queue (or counted, if it is off). */
 export interface DeadLetteredEvent extends EventBase {
+  /** The event's kind. */
   readonly type: "dead-lettered";
+  /** The attempt number, 1-based (for `failed` and `dead-lettered`: the attempts made). */
   readonly attempt: number;
+  /** The error, as plain data. */
   readonly error: SerializedError;
 }
 

@@ -7,9 +7,13 @@
 
 /** Latency quantiles of successful items in a stage, in milliseconds. */
 export interface LatencySummary {
+  /** The median. */
   readonly p50: number;
+  /** The 95th percentile. */
   readonly p95: number;
+  /** The 99th percentile. */
   readonly p99: number;
+  /** The slowest. */
   readonly max: number;
 }
 

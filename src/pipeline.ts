@@ -147,7 +147,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   #deadLetters: DeadLetter[] = [];
   #current: RunContext | undefined;
 
-  /** @throws {ConfigError} when an option or a stage is invalid. */
+  /**
+   * Builds a pipeline, checking every option once.
+   * @throws {ConfigError} when an option or a stage is invalid.
+   */
   constructor(options: PipelineOptions<S> & { readonly stages: ChainedStages<S, PipelineInput<S>> }) {
     const resolved = validate(pipelineOptionsSchema, options, { what: "Pipeline options" });
     this.name = resolved.name;

@@ -147,21 +147,25 @@ export function specOf(value: unknown): StageSpec | undefined {
  * @throws {ConfigError} when the name, the function or an option is invalid.
  */
 export function stage<I, O>(name: string, fn: StageFn<I, O>, options?: StageOptions): Stage<I, O>;
+/** A stage running two tasks in sequence for each item. */
 export function stage<I, A, O>(
   name: string,
   tasks: readonly [StageFn<I, A>, StageFn<A, O>],
   options?: StageOptions,
 ): Stage<I, O>;
+/** A stage running three tasks in sequence for each item. */
 export function stage<I, A, B, O>(
   name: string,
   tasks: readonly [StageFn<I, A>, StageFn<A, B>, StageFn<B, O>],
   options?: StageOptions,
 ): Stage<I, O>;
+/** A stage running four tasks in sequence for each item. */
 export function stage<I, A, B, C, O>(
   name: string,
   tasks: readonly [StageFn<I, A>, StageFn<A, B>, StageFn<B, C>, StageFn<C, O>],
   options?: StageOptions,
 ): Stage<I, O>;
+/** A stage running any number of tasks in sequence for each item (types are not checked between them). */
 export function stage<I, O>(
   name: string,
   tasks: readonly StageFn<unknown, unknown>[],

@@ -15,6 +15,7 @@ import type { PipelineMetrics } from "./metrics.ts";
 import { Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
+import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
 import { StageEngine } from "./stage_stream.ts";
@@ -223,11 +224,32 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   }
 
   /**
-   * A fresh `{ writable, readable }` pair: items written to `writable` come
-   * out of `readable` after the last stage; failures go to the dead letter
-   * queue. Each call starts a new run (`getMetrics()` follows the latest).
+   * A fresh `{ writable, readable, finished }` triple: items written to
+   * `writable` come out of `readable` after the last stage; failures go to the
+   * dead letter queue; `finished` resolves with the final metrics. Each call
+   * starts a new run (`getMetrics()` follows the latest). Cancelling
+   * `readable` interrupts the attempts in flight and dead-letters what is left
+   * with a `ShutdownError`; aborting `writable` finishes what was written,
+   * then errors `readable` with the abort reason.
    *
-   * @example
+   * @example Pipe a stream through it
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "upper", stages: [stage("upper", (s: string) => s.toUpperCase())] });
+   * const source = new ReadableStream<string>({
+   *   start(controller) {
+   *     controller.enqueue("a");
+   *     controller.enqueue("b");
+   *     controller.close();
+   *   },
+   * });
+   * const out: string[] = [];
+   * for await (const value of source.pipeThrough(pipeline.stream())) out.push(value);
+   * console.assert(out.join("") === "AB");
+   * ```
+   *
+   * @example Write and read by hand
    * ```ts
    * import { Pipeline, stage } from "../mod.ts";
    *
@@ -240,30 +262,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * console.assert(value === 2);
    * ```
    */
-  stream(): { writable: WritableStream<PipelineInput<S>>; readable: ReadableStream<PipelineOutput<S>> } {
+  stream(): PipelineStream<PipelineInput<S>, PipelineOutput<S>> {
     const run = this.#begin();
     const engines = this.#engines(run, "stream");
-    const first = engines[0].capacity;
-    const ingest = this.#ingester(run);
-    const inlet = new TransformStream<unknown, Chunk>({
-      async transform(value, controller) {
-        await first.whenFree();
-        first.take(1);
-        controller.enqueue([ingest(value)]);
-      },
-    });
-    const outlet = engines.outlet;
-    const end = () => this.#end(run);
-    const readable = this.#chain(inlet.readable, engines).pipeThrough(
-      new TransformStream<Chunk, unknown>({
-        transform: (chunk, controller) => outlet.accept(chunk, (value) => controller.enqueue(value)),
-        flush: () => outlet.close().finally(end),
-      }),
-    );
-    return {
-      writable: inlet.writable as WritableStream<PipelineInput<S>>,
-      readable: readable as ReadableStream<PipelineOutput<S>>,
-    };
+    return openPipelineStream(run, engines, engines.outlet, this.#ingester(run), () => this.#end(run));
   }
 
   #newRun(): RunContext {

@@ -124,6 +124,7 @@ if (!skipChecks && !only) {
   results.push(await check("type-check", bin("tsc"), ["-p", "."]));
   results.push(await check("lint", bin("deno"), ["lint"]));
   results.push(await check("format", bin("deno"), ["fmt", "--check"]));
+  results.push(await check("versions", process.execPath, ["--import", "tsx", "scripts/check_versions.ts"]));
 }
 const runtimes = { node, deno, bun };
 for (const [name, runtime] of Object.entries(runtimes)) {

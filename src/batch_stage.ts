@@ -75,7 +75,11 @@ export function batchStage<I, O>(name: string, fn: BatchFn<I, O>, options: Batch
   if (typeof fn !== "function") {
     throw new ConfigError(`Stage "${name}": "fn" must be a function taking an array`, { stage: name, field: "fn" });
   }
-  const resolved = validate(batchStageOptionsSchema, options, { stage: name, what: "options" });
+  const resolved = validate(batchStageOptionsSchema, options, {
+    owner: `Stage "${name}"`,
+    stage: name,
+    root: "options",
+  });
   return defineStage({
     name,
     kind: "batch",

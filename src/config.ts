@@ -83,20 +83,26 @@ export const pipelineOptionsSchema = z.strictObject({
  * Parses `value` with `schema`, or throws a ConfigError for the first problem.
  * @internal
  */
-export function validate<T>(schema: z.ZodType<T>, value: unknown, where: { stage?: string; what: string }): T {
+export function validate<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  where: { owner: string; stage?: string; root: string },
+): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = issue.path.map(String);
   const field = issue.code === "unrecognized_keys"
     ? issue.keys.map((key) => [...path, key].join(".")).join(", ")
-    : path.join(".") || where.what;
-  const owner = where.stage === undefined ? where.what : `Stage "${where.stage}"`;
+    : path.join(".") || where.root;
+  const got = `got ${show(valueAt(value, issue.path))}`;
   const message = issue.code === "unrecognized_keys"
-    ? `${owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${
+    ? `${where.owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${
       quoteAll(field.split(", "))
     }; check the spelling against the documented options`
-    : `${owner}: option "${field}" ${issue.message}; got ${show(valueAt(value, issue.path))}`;
+    : path.length === 0
+    ? `${where.owner} options ${issue.message}; ${got}`
+    : `${where.owner}: option "${field}" ${issue.message}; ${got}`;
   throw new ConfigError(message, { stage: where.stage, field }, { cause: result.error });
 }
 

@@ -28,11 +28,11 @@ export type LogProperties = Record<string, unknown>;
  * ```
  */
 export interface Logger {
-  /** Per-item detail: attempts started and finished. */
+  /** Per-item detail: each attempt started and each item completed in a stage. */
   debug(message: string, properties?: LogProperties): void;
-  /** Run lifecycle: started, stopping, finished. */
+  /** Run lifecycle: started, stopping, finished, signals received. */
   info(message: string, properties?: LogProperties): void;
-  /** Retries and listener failures. */
+  /** Retries, listener failures, forced shutdowns. */
   warn(message: string, properties?: LogProperties): void;
   /** Dead-lettered items and failed sinks. */
   error(message: string, properties?: LogProperties): void;

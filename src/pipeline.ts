@@ -153,7 +153,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * @throws {ConfigError} when an option or a stage is invalid.
    */
   constructor(options: PipelineOptions<S> & { readonly stages: ChainedStages<S, PipelineInput<S>> }) {
-    const resolved = validate(pipelineOptionsSchema, options, { what: "Pipeline options" });
+    const named = typeof (options as { name?: unknown } | null)?.name === "string"
+      ? `Pipeline "${options.name}"`
+      : "Pipeline";
+    const resolved = validate(pipelineOptionsSchema, options, { owner: named, root: "Pipeline options" });
     this.name = resolved.name;
     this.#specs = resolved.stages.map((candidate, index) => checkStage(resolved.name, candidate, index));
     checkUniqueNames(resolved.name, this.#specs);

@@ -111,6 +111,10 @@ function shouldRetry(unit: Unit, policy: RetryPolicy, error: unknown, attempt: n
 }
 
 function announceStart(unit: Unit, attempt: number): void {
+  if (unit.run.logsDebug) {
+    const ids = unit.itemIds.length === 1 ? { itemId: unit.itemIds[0] } : { itemIds: unit.itemIds };
+    unit.run.log("debug", "attempt started", { stage: unit.stage, ...ids, attempt, worker: unit.worker });
+  }
   if (!unit.run.hasListener) return;
   const timestamp = Date.now();
   for (const itemId of unit.itemIds) {

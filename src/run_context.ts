@@ -7,7 +7,7 @@
  */
 
 import type { EventListener, PipelineEvent } from "./events.ts";
-import type { Logger, LogProperties } from "./logger.ts";
+import { type Logger, type LogProperties, silentLogger } from "./logger.ts";
 import { MetricsRecorder } from "./metrics.ts";
 
 /** Something in progress that a forced shutdown must interrupt. @internal */
@@ -28,6 +28,11 @@ export class RunContext {
   ) {
     this.metrics = new MetricsRecorder(stageNames);
     this.#listener = listener;
+  }
+
+  /** True when a logger was given: per-item debug records are written only then. */
+  get logsDebug(): boolean {
+    return this.logger !== silentLogger;
   }
 
   /** True when events are listened to: build them only then. */

@@ -57,7 +57,10 @@ export interface StageOptions extends CommonStageOptions {
   /**
    * When `fn` is an array of tasks: `"task"` retries only the task that
    * failed, `"stage"` runs the whole sequence again. `maxRetries`, the
-   * backoff and `timeoutMs` apply to the unit retried.
+   * backoff and `timeoutMs` apply to the unit retried (each task, or the
+   * sequence), and `ctx.attempt` counts that unit's attempts. The item's
+   * `attempts` (in events and dead letters) counts every attempt made at
+   * the stage.
    * @default {"task"}
    */
   readonly retryScope?: "task" | "stage";
@@ -178,7 +181,7 @@ export function stage<I, O>(
 ): Stage<I, O> {
   checkName(name);
   const tasks = toTasks(name, fn);
-  const resolved = validate(stageOptionsSchema, options, { stage: name, what: "options" });
+  const resolved = validate(stageOptionsSchema, options, { owner: `Stage "${name}"`, stage: name, root: "options" });
   const policy = retryPolicy(resolved);
   const byTask = tasks.length > 1 && resolved.retryScope !== "stage";
   return defineStage({
@@ -256,7 +259,7 @@ async function runTasksRetryingEach(
   for (const task of tasks) {
     const outcome = await withRetries(unit, policy, (ctx) => task(value, ctx));
     attempts += outcome.attempts;
-    if (!outcome.ok) return { ok: false, error: outcome.error, attempts: outcome.attempts };
+    if (!outcome.ok) return { ok: false, error: outcome.error, attempts };
     value = outcome.value;
   }
   return { ok: true, outputs: [value], attempts };

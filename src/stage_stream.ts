@@ -210,6 +210,14 @@ export class StageEngine {
     group.attempt = ctx;
     this.#running[group.worker] = group;
     if (this.#run.hasListener) this.#announceStarted(group);
+    if (this.#run.logsDebug) {
+      this.#run.log("debug", "attempt started", {
+        stage: this.#spec.name,
+        ...idFields(group),
+        attempt: 1,
+        worker: group.worker,
+      });
+    }
     let result: unknown;
     try {
       result = this.#spec.attempt(input, ctx);
@@ -324,6 +332,9 @@ export class StageEngine {
         counters.latency.record(durationMs);
       }
       counters.succeeded += items.length;
+      if (run.logsDebug) {
+        run.log("debug", "completed", { stage: name, ...idFields(group), attempt: outcome.attempts, durationMs });
+      }
       if (!run.hasListener) return;
       const timestamp = Date.now();
       for (const item of items) {
@@ -455,4 +466,9 @@ export class StageEngine {
   #checkDrained(): void {
     if (this.#ending && this.#held === 0) this.#drained?.();
   }
+}
+
+/** `itemId` for one item, `itemIds` for a batch, for log records. */
+function idFields(group: Group): { itemId: ItemId } | { itemIds: readonly ItemId[] } {
+  return group.items.length === 1 ? { itemId: group.items[0].id } : { itemIds: group.itemIds };
 }

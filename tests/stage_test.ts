@@ -479,7 +479,11 @@ test('stage() with retryScope "task" dead-letters after the failing task exhaust
   assert.deepEqual(calls, { first: 1, second: 3 });
   assert.equal(metrics.totalFailed, 1);
   assert.equal(metrics.stageMetrics.s.retries, 2);
-  assert.equal(pipeline.deadLetters[0].attempts, 3);
+  assert.equal(
+    pipeline.deadLetters[0].attempts,
+    4,
+    "every attempt made at the stage: 1 of the first task, 3 of the second",
+  );
 });
 
 // ---------------------------------------------------------------- ctx

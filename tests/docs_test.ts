@@ -114,21 +114,14 @@ function absoluteImports(code: string, file: string): string {
 }
 
 const examples = documentedFiles().flatMap(examplesIn);
-let dir: string | undefined;
 
-/** A fresh directory for the example modules, removed when the process exits. */
-function scratch(): string {
-  if (!dir) {
-    const made = mkdtempSync(join(tmpdir(), "sluice-docs-"));
-    process.once("exit", () => rmSync(made, { recursive: true, force: true }));
-    dir = made;
-  }
-  return dir;
-}
-
-/** Imports the example as a module, with `console.assert` throwing on a false condition meanwhile. */
-async function runExample(example: Example, index: number): Promise<void> {
-  const file = join(scratch(), `example_${index}.mts`);
+/**
+ * Imports the example as a module (from a directory of its own, removed
+ * afterwards), with `console.assert` throwing on a false condition meanwhile.
+ */
+async function runExample(example: Example): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-docs-"));
+  const file = join(dir, "example.mts");
   writeFileSync(file, `${example.code}\n\nexport {};\n`);
   const original = console.assert;
   console.assert = (condition?: unknown, ...data: unknown[]) => {
@@ -140,6 +133,7 @@ async function runExample(example: Example, index: number): Promise<void> {
     await import(pathToFileURL(file).href);
   } finally {
     console.assert = original;
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -148,10 +142,10 @@ test("the doc comments hold examples to run", () => {
   assert.ok(examples.some((example) => example.where.startsWith("mod.ts:")), "mod.ts has a module example");
 });
 
-examples.forEach((example, index) => {
+examples.forEach((example) => {
   test(`@example ${example.where} ${example.label}`.trim(), {
     skip: example.ignored ? "fenced as ```ts ignore" : false,
-  }, () => runExample(example, index));
+  }, () => runExample(example));
 });
 
 test("deno test --doc type-checks and runs every example", {

@@ -1,0 +1,261 @@
+/**
+ * Test helpers shared by the suite: promises resolved by hand, gates that
+ * hold stage functions until the test lets them go, counting sources and a
+ * logger that records what it is given. Nothing here waits on a clock.
+ *
+ * @module
+ */
+
+import type { Logger, LogLevel, LogProperties } from "../mod.ts";
+
+/** A promise with its `resolve` and `reject` exposed. */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+  readonly settled: boolean;
+}
+
+/** Makes a {@linkcode Deferred}. */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  let settled = false;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return {
+    promise,
+    resolve(value) {
+      settled = true;
+      resolve(value);
+    },
+    reject(reason) {
+      settled = true;
+      reject(reason);
+    },
+    get settled() {
+      return settled;
+    },
+  };
+}
+
+/** A counter whose `reaches(n)` resolves once it has been incremented `n` times. */
+export class Counter {
+  #count = 0;
+  #waiters: { n: number; done: Deferred<void> }[] = [];
+
+  get count(): number {
+    return this.#count;
+  }
+
+  increment(by = 1): void {
+    this.#count += by;
+    this.#waiters = this.#waiters.filter(({ n, done }) => {
+      if (this.#count < n) return true;
+      done.resolve();
+      return false;
+    });
+  }
+
+  reaches(n: number): Promise<void> {
+    if (this.#count >= n) return Promise.resolve();
+    const done = deferred();
+    this.#waiters.push({ n, done });
+    return done.promise;
+  }
+}
+
+/** One call held at a {@linkcode Gate}. */
+export interface Held<T> {
+  readonly value: T;
+  release(): void;
+  fail(error: unknown): void;
+}
+
+/**
+ * Holds stage calls until the test releases them: a stage function does
+ * `await gate.enter(value)`, the test does `(await gate.next()).release()`.
+ */
+export class Gate<T = unknown> {
+  #held: Held<T>[] = [];
+  #takers: Deferred<Held<T>>[] = [];
+  /** Calls that entered the gate so far. */
+  entered = 0;
+
+  enter(value: T): Promise<void> {
+    this.entered++;
+    const done = deferred();
+    const held: Held<T> = { value, release: () => done.resolve(), fail: (error) => done.reject(error) };
+    const taker = this.#takers.shift();
+    if (taker) taker.resolve(held);
+    else this.#held.push(held);
+    return done.promise;
+  }
+
+  /** The next held call, in the order they entered (waits for one if none is held). */
+  next(): Promise<Held<T>> {
+    const held = this.#held.shift();
+    if (held) return Promise.resolve(held);
+    const taker = deferred<Held<T>>();
+    this.#takers.push(taker);
+    return taker.promise;
+  }
+
+  /** Calls held right now and not yet taken with `next()`. */
+  get waiting(): number {
+    return this.#held.length;
+  }
+}
+
+/** Which runtime runs the tests. */
+export function runtime(): "deno" | "bun" | "node" {
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return "deno";
+  if ((globalThis as { process?: { versions?: { bun?: string } } }).process?.versions?.bun) return "bun";
+  return "node";
+}
+
+/** `[0, 1, …, n - 1]`. */
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** What a counting source reports. */
+export interface SourceProbe {
+  /** Values handed out so far. */
+  pulled: number;
+  /** True once the source said it had no more. */
+  exhausted: boolean;
+  /** True once the reader stopped it early (`return()` or `cancel()`). */
+  stopped: boolean;
+}
+
+/** The kinds of source `run()` takes. */
+export type SourceKind = "iterable" | "generator" | "async generator" | "ReadableStream";
+
+/**
+ * A source of `0 … count - 1` (endless when `count` is `Infinity`) that
+ * counts what was pulled from it and calls `onPull(probe)` after every value
+ * it hands out.
+ */
+export function countingSource(
+  kind: SourceKind,
+  count: number,
+  onPull: (probe: SourceProbe) => void = () => {},
+): { source: Iterable<number> | AsyncIterable<number> | ReadableStream<number>; probe: SourceProbe } {
+  const probe: SourceProbe = { pulled: 0, exhausted: false, stopped: false };
+  const nextValue = (): IteratorResult<number> => {
+    if (probe.pulled >= count) {
+      probe.exhausted = true;
+      return { done: true, value: undefined };
+    }
+    const value = probe.pulled++;
+    onPull(probe);
+    return { done: false, value };
+  };
+  switch (kind) {
+    case "iterable": {
+      const source: Iterable<number> = {
+        [Symbol.iterator]: () => ({
+          next: nextValue,
+          return: () => {
+            probe.stopped = true;
+            return { done: true, value: undefined };
+          },
+        }),
+      };
+      return { source, probe };
+    }
+    case "generator": {
+      const generate = function* (): Generator<number> {
+        try {
+          for (let next = nextValue(); !next.done; next = nextValue()) yield next.value;
+        } finally {
+          if (!probe.exhausted) probe.stopped = true;
+        }
+      };
+      return { source: generate(), probe };
+    }
+    case "async generator": {
+      const generate = async function* (): AsyncGenerator<number> {
+        try {
+          for (let next = nextValue(); !next.done; next = nextValue()) yield next.value;
+        } finally {
+          if (!probe.exhausted) probe.stopped = true;
+        }
+      };
+      return { source: generate(), probe };
+    }
+    case "ReadableStream": {
+      const source = new ReadableStream<number>({
+        pull(controller) {
+          const next = nextValue();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        },
+        cancel() {
+          probe.stopped = true;
+        },
+      }, { highWaterMark: 0 });
+      return { source, probe };
+    }
+  }
+}
+
+/** A ReadableStream over `values` (ReadableStream.from is missing from Node's type libs). */
+export function readableOf<T>(values: readonly T[]): ReadableStream<T> {
+  let index = 0;
+  return new ReadableStream<T>({
+    pull(controller) {
+      if (index < values.length) controller.enqueue(values[index++]);
+      else controller.close();
+    },
+  });
+}
+
+/** Reads a stream to its end. */
+export async function collect<T>(readable: ReadableStream<T>): Promise<T[]> {
+  const out: T[] = [];
+  const reader = readable.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return out;
+    out.push(value);
+  }
+}
+
+/** One record a {@linkcode recordingLogger} received. */
+export interface LogRecord {
+  readonly level: LogLevel;
+  readonly message: string;
+  readonly properties: LogProperties;
+}
+
+/** A logger that keeps every record; `onRecord` sees each as it arrives. */
+export function recordingLogger(
+  onRecord: (record: LogRecord) => void = () => {},
+): { logger: Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  const at = (level: LogLevel) => (message: string, properties: LogProperties = {}) => {
+    const record = { level, message, properties };
+    records.push(record);
+    onRecord(record);
+  };
+  return { logger: { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") }, records };
+}
+
+/** A `WritableStream` that keeps what is written and notes when it is closed. */
+export function recordingSink<T>(): { sink: WritableStream<T>; written: T[]; closed: () => boolean } {
+  const written: T[] = [];
+  let closed = false;
+  const sink = new WritableStream<T>({
+    write(entry) {
+      written.push(entry);
+    },
+    close() {
+      closed = true;
+    },
+  });
+  return { sink, written, closed: () => closed };
+}

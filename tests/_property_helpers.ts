@@ -1,0 +1,973 @@
+/**
+ * Machinery for the randomised tests (tests/property_test.ts,
+ * tests/shutdown_property_test.ts and tests/fixtures/shutdown_child.ts):
+ * fast-check arbitraries for pipelines and per item × stage fault schedules,
+ * a harness that builds the pipeline and records what its stage functions
+ * saw, and an oracle that derives from the schedule what sluice must report.
+ *
+ * The schedule says, for each item and stage, what each attempt does:
+ * succeed (sync, async, after a short timer, or returning `undefined`), throw
+ * synchronously, reject, throw a `PermanentError`, or hang until its
+ * `ctx.signal` aborts (only on stages with `timeoutMs`). Attempt `a` follows
+ * `script[a - 1]`, and the script's last entry repeats. A batch attempt does
+ * what the first failing behaviour among its items says (the batch fails as a
+ * unit), and succeeds only when every item's behaviour succeeds. Batch
+ * compositions depend on timing, so the oracle takes them from what the batch
+ * functions saw and checks them for shape (size, order, each item once).
+ *
+ * Every value a stage returns is a fresh object, and the next stage checks
+ * that it receives exactly that object: a result from a timed-out or
+ * interrupted attempt (which the stage marks stale) or a mix-up between items
+ * shows up as a violation.
+ *
+ * @module
+ */
+
+import fc from "fast-check";
+import {
+  batchStage,
+  type DeadLetter,
+  PermanentError,
+  Pipeline,
+  type PipelineEvent,
+  type PipelineMetrics,
+  type Source,
+  stage,
+  type StageContext,
+} from "../mod.ts";
+
+// ---------------------------------------------------------------------------
+// The generated case.
+
+/** What one attempt of one item at one stage does. */
+export type Behaviour =
+  | { readonly kind: "ok"; readonly async: boolean }
+  | { readonly kind: "undefined"; readonly async: boolean }
+  | { readonly kind: "slow"; readonly ms: number }
+  | { readonly kind: "throw"; readonly nonError: boolean }
+  | { readonly kind: "reject" }
+  | { readonly kind: "permanent"; readonly async: boolean }
+  | { readonly kind: "hang"; readonly settle: "resolve" | "reject" };
+
+/** Attempt `a` does `script[min(a, length) - 1]`. */
+export type Script = readonly Behaviour[];
+
+/** One generated stage. Batch-only fields are normalised away on item stages. */
+export interface StageCase {
+  readonly kind: "item" | "batch";
+  readonly concurrency: number;
+  readonly ordered: boolean;
+  readonly queueSize: number | undefined;
+  readonly maxRetries: number;
+  readonly backoffMs: number;
+  readonly jitter: boolean;
+  readonly timeoutMs: number | undefined;
+  readonly batchSize: number;
+  readonly flushIntervalMs: number | undefined;
+  /** Batch stages: return nothing (the inputs pass on) instead of one result per input. */
+  readonly returnsNothing: boolean;
+}
+
+/** The kinds of source a case reads from. */
+export type SourceKind = "array" | "generator" | "async generator" | "stream";
+
+/** One generated pipeline run. */
+export interface PipelineCase {
+  readonly stages: readonly StageCase[];
+  readonly queueSize: number;
+  /** `scripts[item][stage]`; an endless source cycles through them. */
+  readonly scripts: readonly (readonly Script[])[];
+  readonly source: SourceKind;
+  /** `run(source)`, or `source.pipeThrough(pipeline.stream())` (always a stream source). */
+  readonly mode: "run" | "stream";
+  readonly deadLetters: "memory" | "sink" | "off";
+  readonly events: boolean;
+  /** Items get string ids from the pipeline's `id` option instead of sequence numbers. */
+  readonly customIds: boolean;
+}
+
+/** The timeouts a stage may get; hanging attempts wait this long. */
+export const TIMEOUTS_MS = [10, 20] as const;
+
+const isFailure = (b: Behaviour): boolean =>
+  b.kind === "throw" || b.kind === "reject" || b.kind === "permanent" || b.kind === "hang";
+const isRetryableFailure = (b: Behaviour): boolean => isFailure(b) && b.kind !== "permanent";
+
+const stageArb: fc.Arbitrary<StageCase> = fc.record({
+  kind: fc.constantFrom<"item" | "batch">("item", "item", "batch"),
+  concurrency: fc.integer({ min: 1, max: 16 }),
+  ordered: fc.constantFrom(true, true, false),
+  queueSize: fc.option(fc.integer({ min: 1, max: 64 }), { freq: 4, nil: undefined }).map((q) => q),
+  maxRetries: fc.integer({ min: 0, max: 3 }),
+  backoffMs: fc.constantFrom(0, 0, 0, 1, 2),
+  jitter: fc.boolean(),
+  timeoutMs: fc.oneof(
+    { weight: 7, arbitrary: fc.constant(undefined) },
+    { weight: 3, arbitrary: fc.constantFrom(...TIMEOUTS_MS) },
+  ),
+  batchSize: fc.integer({ min: 1, max: 8 }),
+  flushIntervalMs: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 5 }) },
+  ),
+  returnsNothing: fc.boolean(),
+}).map((st) => st.kind === "item" ? { ...st, batchSize: 1, flushIntervalMs: undefined, returnsNothing: false } : st);
+
+/** A script for one item at a stage like `st`: hangs only where a timeout ends them. */
+export function scriptArb(st: StageCase): fc.Arbitrary<Script> {
+  // No slow attempts where a timeout runs: which of two expired timers wins is up to the event loop.
+  const successes: fc.WeightedArbitrary<Behaviour>[] = [
+    { weight: 8, arbitrary: fc.boolean().map((async): Behaviour => ({ kind: "ok", async })) },
+    { weight: 1, arbitrary: fc.boolean().map((async): Behaviour => ({ kind: "undefined", async })) },
+  ];
+  if (st.timeoutMs === undefined) {
+    successes.push({
+      weight: 1,
+      arbitrary: fc.integer({ min: 1, max: 3 }).map((ms): Behaviour => ({ kind: "slow", ms })),
+    });
+  }
+  const success = fc.oneof(...successes);
+  const transients: fc.WeightedArbitrary<Behaviour>[] = [
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(false, false, false, true).map((nonError): Behaviour => ({ kind: "throw", nonError })),
+    },
+    { weight: 3, arbitrary: fc.constant<Behaviour>({ kind: "reject" }) },
+  ];
+  if (st.timeoutMs !== undefined) {
+    transients.push({
+      weight: 1,
+      arbitrary: fc.constantFrom<"resolve" | "reject">("resolve", "reject").map((settle): Behaviour => ({
+        kind: "hang",
+        settle,
+      })),
+    });
+  }
+  const transient = fc.oneof(...transients);
+  const permanent = fc.boolean().map((async): Behaviour => ({ kind: "permanent", async }));
+  const scripts: fc.WeightedArbitrary<Script>[] = [
+    { weight: 24, arbitrary: success.map((b) => [b]) },
+    {
+      weight: 3,
+      arbitrary: fc.tuple(fc.array(transient, { minLength: 1, maxLength: 3 }), success).map(([f, s]) => [...f, s]),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(fc.array(transient, { maxLength: 2 }), permanent).map(([f, p]) => [...f, p]),
+    },
+    { weight: 2, arbitrary: fc.array(transient, { minLength: 1, maxLength: 4 }) },
+  ];
+  return fc.oneof(...scripts);
+}
+
+/** Pipelines of 1–5 stages over 0–`maxItems` items, with their fault schedules. */
+export function pipelineCaseArb(
+  { minItems = 0, maxItems = 30 }: { minItems?: number; maxItems?: number } = {},
+): fc.Arbitrary<PipelineCase> {
+  return fc.array(stageArb, { minLength: 1, maxLength: 5 }).chain((stages) =>
+    fc.record({
+      stages: fc.constant(stages),
+      queueSize: fc.integer({ min: 1, max: 64 }),
+      scripts: fc.array(
+        fc.tuple(...stages.map(scriptArb)).map((scripts): readonly Script[] => scripts),
+        { minLength: minItems, maxLength: maxItems, size: "max" },
+      ),
+      source: fc.constantFrom<SourceKind>("array", "generator", "async generator", "stream"),
+      mode: fc.constantFrom<"run" | "stream">("run", "run", "run", "stream"),
+      deadLetters: fc.constantFrom<"memory" | "sink" | "off">("memory", "memory", "sink", "off"),
+      events: fc.boolean(),
+      customIds: fc.boolean(),
+    }).map((c): PipelineCase => ({ ...c, source: c.mode === "stream" ? "stream" : c.source }))
+  );
+}
+
+/** The environment's run count and seed for fc.assert (`SLUICE_PROPERTY_RUNS`, `SLUICE_PROPERTY_SEED`). */
+export function propertyParameters(
+  env: Record<string, string | undefined>,
+  defaultRuns: number,
+): { numRuns: number; seed?: number; endOnFailure: boolean } {
+  const runs = Number(env.SLUICE_PROPERTY_RUNS ?? defaultRuns);
+  const seed = env.SLUICE_PROPERTY_SEED === undefined ? undefined : Number(env.SLUICE_PROPERTY_SEED);
+  return {
+    numRuns: Number.isFinite(runs) && runs > 0 ? runs : defaultRuns,
+    ...(seed !== undefined && Number.isFinite(seed) ? { seed } : {}),
+    endOnFailure: env.SLUICE_PROPERTY_SHRINK === "0",
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The harness: builds the pipeline, runs it, records what happened.
+
+/** Stage `s`'s name; the recording stage after them is `RECORD`. */
+export const stageName = (s: number): string => `s${s}`;
+/** The unfaulted last stage that records each output's id. */
+export const RECORD = "record";
+
+/** Hooks into a run, for triggering aborts from inside it. */
+export interface Hooks {
+  /** At the start of every stage function call; `stage` is the index (the recorder is `stages.length`). */
+  onCall?(stage: number, ctx: StageContext): void;
+  /** Every pipeline event. */
+  onEvent?(event: PipelineEvent): void;
+  /** After the source handed out the value with index `index`. */
+  onPull?(index: number): void;
+}
+
+/** An attempt whose stage function has not returned its result yet. */
+export interface RunningAttempt {
+  readonly stage: number;
+  readonly ids: readonly number[];
+  readonly attempt: number;
+  readonly signal: AbortSignal;
+}
+
+/** A dead letter reduced to what the oracle checks (from an entry or a `dead-lettered` event). */
+export interface Letter {
+  readonly itemId: number;
+  readonly stage: string;
+  readonly hasItem: boolean;
+  readonly item: unknown;
+  readonly reason: string;
+  readonly errorName: string;
+  readonly attempts: number;
+  readonly cause: unknown;
+}
+
+/** What a run produced and what its stage functions saw. */
+export class Observations {
+  /** Source values by index, as handed out. */
+  readonly sourceValues: unknown[] = [];
+  /** Values handed out by the source (counted for every kind but arrays). */
+  pulled = 0;
+  /** Whether `pulled` is meaningful (arrays are read without our knowledge). */
+  pullCounted = true;
+  /** `"<stage>:<index>"` → the value a successful, fresh attempt of that stage returned for that item. */
+  readonly returned = new Map<string, unknown>();
+  /** Per stage: item ids in the order their first attempts started (a batch adds all of its ids). */
+  readonly firstAttempts: number[][];
+  /** Per batch stage: the batches seen, in the order their first attempts started, with the attempts seen. */
+  readonly batches: { ids: number[]; attempts: number[] }[][];
+  /** Ids the recording stage passed on, in call order. */
+  readonly recorded: number[] = [];
+  /** What `pipeline.stream()`'s readable gave, in stream mode. */
+  streamOutputs: unknown[] | undefined;
+  readonly running = new Set<RunningAttempt>();
+  /** Stage function calls made after `forced` was set. */
+  readonly callsAfterForce: string[] = [];
+  /** Things that must not happen, noticed while running. */
+  readonly violations: string[] = [];
+  readonly events: PipelineEvent[] = [];
+  /** Set by a shutdown test once it has aborted the force signal. */
+  forced = false;
+  calls = 0;
+
+  constructor(stageCount: number) {
+    this.firstAttempts = Array.from({ length: stageCount + 1 }, () => []);
+    this.batches = Array.from({ length: stageCount }, () => []);
+  }
+}
+
+/** The item index behind an item id (sequence number, or `item-<n>` with custom ids). */
+function indexOf(id: string | number): number {
+  return typeof id === "number" ? id : Number(id.slice("item-".length));
+}
+
+const key = (s: number, index: number) => `${s}:${index}`;
+
+/** The behaviour of attempt `attempt` in `script`. */
+export function behaviourAt(script: Script, attempt: number): Behaviour {
+  return script[Math.min(attempt, script.length) - 1];
+}
+
+/** The script of item `index` at stage `s`; an endless source cycles through the schedule. */
+export function scriptOf(c: PipelineCase, index: number, s: number): Script {
+  return c.scripts[index % c.scripts.length][s];
+}
+
+const failureMessage = (kind: string, index: number, s: number, attempt: number) =>
+  `${kind} item ${index} stage ${s} attempt ${attempt}`;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A value handed on by a stage, or a stale one from an attempt sluice already gave up on. */
+interface Output {
+  readonly item: number;
+  readonly via: string;
+  readonly attempt: number;
+  readonly stale?: true;
+}
+
+/** A built pipeline with the source to run it on and what it records. */
+export interface Harness {
+  readonly pipeline: Pipeline<readonly never[]>;
+  readonly obs: Observations;
+  /** Makes the source; `count` may be `Infinity` (not for arrays). */
+  source(count: number): Source<unknown>;
+  /** The dead letter sink, when the case writes to one. */
+  readonly sink: { written: DeadLetter[]; closed: () => boolean } | undefined;
+  /** Whether the pipeline reports events (the case says so, or dead letters are off, or a hook needs them). */
+  readonly eventsOn: boolean;
+}
+
+/** Builds the pipeline of a case. `forceEvents` turns events on whatever the case says. */
+export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = false): Harness {
+  const obs = new Observations(c.stages.length);
+  const S = c.stages.length;
+
+  const enter = (s: number, ids: number[], ctx: StageContext): RunningAttempt => {
+    obs.calls++;
+    const signal = ctx.signal;
+    if (obs.forced) obs.callsAfterForce.push(`${s === S ? RECORD : stageName(s)} items ${ids} attempt ${ctx.attempt}`);
+    const entry: RunningAttempt = { stage: s, ids, attempt: ctx.attempt, signal };
+    obs.running.add(entry);
+    if (ctx.attempt === 1) obs.firstAttempts[s].push(...ids);
+    hooks.onCall?.(s, ctx);
+    return entry;
+  };
+  const checkInput = (s: number, index: number, input: unknown) => {
+    const expected = s === 0 ? obs.sourceValues[index] : obs.returned.get(key(s - 1, index));
+    if (s > 0 && !obs.returned.has(key(s - 1, index))) {
+      obs.violations.push(`${stageName(s)} got item ${index} before ${stageName(s - 1)} returned a result for it`);
+    } else if (input !== expected) {
+      obs.violations.push(
+        `${s === S ? RECORD : stageName(s)} got ${JSON.stringify(input)} for item ${index}; ` +
+          `expected ${JSON.stringify(expected)}`,
+      );
+    }
+  };
+
+  /** Performs a failing behaviour; `index` names the item whose behaviour it is. */
+  const fail = (
+    b: Behaviour,
+    index: number,
+    s: number,
+    entry: RunningAttempt,
+    stale: () => unknown,
+  ): unknown => {
+    const message = failureMessage(b.kind, index, s, entry.attempt);
+    switch (b.kind) {
+      case "throw":
+        obs.running.delete(entry);
+        if (b.nonError) throw message;
+        throw new Error(message);
+      case "reject":
+        obs.running.delete(entry);
+        return Promise.reject(new Error(message));
+      case "permanent":
+        obs.running.delete(entry);
+        if (b.async) return Promise.reject(new PermanentError(message));
+        throw new PermanentError(message);
+      case "hang":
+        // Ends only when ctx.signal aborts (the timeout, or a forced shutdown), and then cleans up.
+        return new Promise((resolve, reject) => {
+          const onAbort = () => {
+            obs.running.delete(entry);
+            if (b.settle === "resolve") resolve(stale());
+            else reject(new Error(`${message} (aborted)`));
+          };
+          if (entry.signal.aborted) onAbort();
+          else entry.signal.addEventListener("abort", onAbort, { once: true });
+        });
+      default:
+        throw new Error(`not a failure: ${b.kind}`);
+    }
+  };
+
+  const itemStage = (s: number, st: StageCase) =>
+    stage(stageName(s), (input: unknown, ctx: StageContext) => {
+      const index = indexOf(ctx.itemId);
+      const entry = enter(s, [index], ctx);
+      checkInput(s, index, input);
+      const b = behaviourAt(scriptOf(c, index, s), ctx.attempt);
+      const fresh = (): Output | undefined =>
+        b.kind === "undefined" ? undefined : { item: index, via: stageName(s), attempt: ctx.attempt };
+      const stale = (): Output => ({ item: index, via: stageName(s), attempt: ctx.attempt, stale: true });
+      const commit = () => {
+        obs.running.delete(entry);
+        if (entry.signal.aborted) return stale();
+        const value = fresh();
+        obs.returned.set(key(s, index), value);
+        return value;
+      };
+      switch (b.kind) {
+        case "ok":
+        case "undefined":
+          return b.async ? Promise.resolve().then(commit) : commit();
+        case "slow":
+          return delay(b.ms).then(commit);
+        default:
+          return fail(b, index, s, entry, stale);
+      }
+    }, {
+      concurrency: st.concurrency,
+      ordered: st.ordered,
+      maxRetries: st.maxRetries,
+      backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+      ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
+      ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
+    });
+
+  const batchOf = (s: number, st: StageCase) =>
+    batchStage<unknown>(
+      stageName(s),
+      ((values: readonly unknown[], ctx: StageContext): unknown => {
+        const ids = ctx.itemIds.map(indexOf);
+        const entry = enter(s, ids, ctx);
+        const seen = obs.batches[s];
+        const same = seen.find((batch) => batch.ids.length === ids.length && batch.ids.every((id, i) => id === ids[i]));
+        if (same) same.attempts.push(ctx.attempt);
+        else seen.push({ ids, attempts: [ctx.attempt] });
+        if (values.length !== ids.length) {
+          obs.violations.push(`${stageName(s)}: ${values.length} values for ${ids.length} ids`);
+        }
+        ids.forEach((index, i) => checkInput(s, index, values[i]));
+        const behaviours = ids.map((index) => behaviourAt(scriptOf(c, index, s), ctx.attempt));
+        const failing = behaviours.findIndex(isFailure);
+        const stale = () => ids.map((index) => ({ item: index, via: stageName(s), attempt: ctx.attempt, stale: true }));
+        if (failing >= 0) return fail(behaviours[failing], ids[failing], s, entry, stale);
+        const commit = () => {
+          obs.running.delete(entry);
+          if (entry.signal.aborted) return stale();
+          const outputs = ids.map((index, i) =>
+            st.returnsNothing
+              ? values[i]
+              : behaviours[i].kind === "undefined"
+              ? undefined
+              : { item: index, via: stageName(s), attempt: ctx.attempt }
+          );
+          ids.forEach((index, i) => obs.returned.set(key(s, index), outputs[i]));
+          return st.returnsNothing ? undefined : outputs;
+        };
+        const slowMs = Math.max(0, ...behaviours.map((b) => b.kind === "slow" ? b.ms : 0));
+        if (slowMs > 0) return delay(slowMs).then(commit);
+        const first = behaviours[0];
+        return "async" in first && first.async ? Promise.resolve().then(commit) : commit();
+      }) as (batch: readonly unknown[], ctx: StageContext) => void,
+      {
+        batchSize: st.batchSize,
+        concurrency: st.concurrency,
+        ordered: st.ordered,
+        maxRetries: st.maxRetries,
+        backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+        ...(st.flushIntervalMs !== undefined ? { flushIntervalMs: st.flushIntervalMs } : {}),
+        ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
+        ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
+      },
+    );
+
+  const recorder = stage(RECORD, (input: unknown, ctx: StageContext) => {
+    const index = indexOf(ctx.itemId);
+    const entry = enter(S, [index], ctx);
+    checkInput(S, index, input);
+    obs.running.delete(entry);
+    if (!entry.signal.aborted) obs.recorded.push(index);
+    return { item: index, via: RECORD };
+  });
+
+  const stages = [...c.stages.map((st, s) => st.kind === "item" ? itemStage(s, st) : batchOf(s, st)), recorder];
+  let sink: Harness["sink"];
+  let deadLetterQueue: boolean | WritableStream<DeadLetter> = c.deadLetters === "memory";
+  if (c.deadLetters === "sink") {
+    const written: DeadLetter[] = [];
+    let closed = false;
+    deadLetterQueue = new WritableStream<DeadLetter>({
+      write(entry) {
+        written.push(entry);
+      },
+      close() {
+        closed = true;
+      },
+    });
+    sink = { written, closed: () => closed };
+  }
+  const eventsOn = c.events || c.deadLetters === "off" || forceEvents || hooks.onEvent !== undefined;
+  const pipeline = new Pipeline({
+    name: "property",
+    queueSize: c.queueSize,
+    stages: stages as never,
+    deadLetterQueue,
+    ...(eventsOn
+      ? {
+        onEvent: (event: PipelineEvent) => {
+          obs.events.push(event);
+          hooks.onEvent?.(event);
+        },
+      }
+      : {}),
+    ...(c.customIds ? { id: (input: { src: number }) => `item-${input.src}` } : {}),
+  }) as unknown as Pipeline<readonly never[]>;
+
+  const source = (count: number): Source<unknown> => {
+    const next = (): IteratorResult<unknown> => {
+      if (obs.pulled >= count) return { done: true, value: undefined };
+      const index = obs.pulled++;
+      const value = { src: index };
+      obs.sourceValues[index] = value;
+      hooks.onPull?.(index);
+      return { done: false, value };
+    };
+    switch (c.source) {
+      case "array": {
+        obs.pullCounted = false;
+        const values = Array.from({ length: count }, (_, index) => ({ src: index }));
+        obs.sourceValues.push(...values);
+        return values;
+      }
+      case "generator":
+        return (function* () {
+          for (let n = next(); !n.done; n = next()) yield n.value;
+        })();
+      case "async generator":
+        return (async function* () {
+          for (let n = next(); !n.done; n = next()) yield n.value;
+        })();
+      case "stream":
+        return new ReadableStream<unknown>({
+          pull(controller) {
+            const n = next();
+            if (n.done) controller.close();
+            else controller.enqueue(n.value);
+          },
+        }, { highWaterMark: 0 });
+    }
+  };
+
+  return { pipeline, obs, source, sink, eventsOn };
+}
+
+/** Runs the harness's pipeline over `source` the way the case says; rejects if it has not settled in `guardMs`. */
+export async function runHarness(
+  c: PipelineCase,
+  h: Harness,
+  source: Source<unknown>,
+  options: { signal?: AbortSignal; forceSignal?: AbortSignal } = {},
+  guardMs = 30_000,
+): Promise<PipelineMetrics> {
+  let running: Promise<PipelineMetrics>;
+  if (c.mode === "stream") {
+    const { writable, readable, finished } = h.pipeline.stream();
+    const outputs: unknown[] = [];
+    h.obs.streamOutputs = outputs;
+    running = (source as ReadableStream<unknown>).pipeThrough({ writable, readable }).pipeTo(
+      new WritableStream({
+        write(value) {
+          outputs.push(value);
+        },
+      }),
+    ).then(() => finished);
+  } else {
+    running = h.pipeline.run(source as never, options);
+  }
+  // A safety net against a run that never ends, not a synchronisation: if it fires, the case fails.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the run did not settle within ${guardMs} ms`)), guardMs);
+  });
+  try {
+    return await Promise.race([running, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The oracle.
+
+/** What a unit (an item, or a batch) must end with at a stage. */
+interface UnitOutcome {
+  readonly ok: boolean;
+  readonly attempts: number;
+  readonly retries: number;
+  /** For failures: the error's name and its message (or, for timeouts, the message's start). */
+  readonly errorName?: string;
+  readonly reason?: string;
+  readonly reasonPrefix?: string;
+}
+
+/**
+ * Follows the attempts of a unit: `behaviours(a)` gives attempt `a`'s
+ * behaviour and whose it is (the first failing item of a batch).
+ */
+function unitOutcome(
+  behaviours: (attempt: number) => { b: Behaviour; index: number },
+  s: number,
+  st: StageCase,
+): UnitOutcome {
+  for (let attempt = 1;; attempt++) {
+    const { b, index } = behaviours(attempt);
+    if (!isFailure(b)) return { ok: true, attempts: attempt, retries: attempt - 1 };
+    if (b.kind === "permanent" || attempt === st.maxRetries + 1) {
+      const message = failureMessage(b.kind, index, s, attempt);
+      const failure = { ok: false, attempts: attempt, retries: attempt - 1 };
+      switch (b.kind) {
+        case "hang":
+          return {
+            ...failure,
+            errorName: "TimeoutError",
+            reasonPrefix: `Stage "${stageName(s)}" attempt timed out after ${st.timeoutMs} ms`,
+          };
+        case "permanent":
+          return { ...failure, errorName: "PermanentError", reason: message };
+        case "throw":
+          return { ...failure, errorName: b.nonError ? "NonError" : "Error", reason: message };
+        default:
+          return { ...failure, errorName: "Error", reason: message };
+      }
+    }
+  }
+}
+
+/**
+ * For a unit dead-lettered with a ShutdownError after `attempts` attempts:
+ * whether the schedule allows it (every earlier attempt failed and was worth
+ * retrying), and the retries it may have counted.
+ */
+function shutdownAllowed(
+  behaviours: (attempt: number) => Behaviour,
+  attempts: number,
+  st: StageCase,
+): { ok: boolean; minRetries: number; maxRetries: number } {
+  if (attempts < 1 || attempts > st.maxRetries + 1) return { ok: false, minRetries: 0, maxRetries: 0 };
+  for (let a = 1; a < attempts; a++) {
+    if (!isRetryableFailure(behaviours(a))) return { ok: false, minRetries: 0, maxRetries: 0 };
+  }
+  // Interrupted in attempt `attempts` (attempts − 1 retries), or in the backoff after it failed (one more).
+  const inBackoff = isRetryableFailure(behaviours(attempts)) && attempts < st.maxRetries + 1;
+  return { ok: true, minRetries: attempts - 1, maxRetries: inBackoff ? attempts : attempts - 1 };
+}
+
+/** What the oracle is told about the run besides the case. */
+export interface RunFacts {
+  readonly metrics: PipelineMetrics;
+  /** Items the run must have ingested (`undefined`: take it from the metrics, after an abort). */
+  readonly expectedIngested: number | undefined;
+  /** Whether a forced shutdown happened (ShutdownErrors allowed). */
+  readonly forced: boolean;
+  /** The force signal's reason, expected as the ShutdownErrors' cause. */
+  readonly forceReason?: string;
+  /** The pipeline's `deadLetters` after the run. */
+  readonly deadLetters: readonly DeadLetter[];
+}
+
+/** Everything wrong with a finished run, as readable lines (empty when it is right). */
+export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[] {
+  const problems: string[] = [...h.obs.violations];
+  const { metrics } = facts;
+  const { obs } = h;
+  const S = c.stages.length;
+  const names = [...c.stages.map((_, s) => stageName(s)), RECORD];
+  const expect = (ok: boolean, message: () => string) => {
+    if (!ok) problems.push(message());
+  };
+
+  // Totals.
+  const N = facts.expectedIngested ?? metrics.totalIngested;
+  expect(metrics.totalIngested === N, () => `totalIngested ${metrics.totalIngested}, expected ${N}`);
+  expect(
+    metrics.totalIngested === metrics.totalCompleted + metrics.totalFailed,
+    () => `ingested ${metrics.totalIngested} ≠ completed ${metrics.totalCompleted} + failed ${metrics.totalFailed}`,
+  );
+  expect(metrics.itemsInFlight === 0, () => `itemsInFlight ${metrics.itemsInFlight}`);
+  expect(metrics.deadLetterCount === metrics.totalFailed, () => `deadLetterCount ${metrics.deadLetterCount}`);
+  expect(!obs.pullCounted || obs.pulled >= N, () => `ingested ${N} but the source handed out only ${obs.pulled}`);
+
+  // Dead letters, from where the case keeps them.
+  const deadLetteredEvents = obs.events.filter((e) => e.type === "dead-lettered");
+  const fromEntry = (entry: DeadLetter): Letter => ({
+    itemId: indexOf(entry.itemId),
+    stage: entry.stage,
+    hasItem: true,
+    item: entry.item,
+    reason: entry.reason,
+    errorName: entry.error.name,
+    attempts: entry.attempts,
+    cause: entry.error.cause,
+  });
+  let letters: Letter[];
+  if (c.deadLetters === "off") {
+    expect(facts.deadLetters.length === 0, () => `deadLetterQueue: false kept ${facts.deadLetters.length} entries`);
+    letters = deadLetteredEvents.map((e) => ({
+      itemId: indexOf(e.itemId),
+      stage: e.stage,
+      hasItem: false,
+      item: undefined,
+      reason: e.error.message,
+      errorName: e.error.name,
+      attempts: e.attempt,
+      cause: e.error.cause,
+    }));
+  } else {
+    const entries = c.deadLetters === "sink" ? h.sink!.written : facts.deadLetters;
+    if (c.deadLetters === "sink") {
+      expect(h.sink!.closed(), () => "the dead letter sink was not closed");
+      expect(facts.deadLetters.length === 0, () => `a working sink, yet ${facts.deadLetters.length} entries in memory`);
+    }
+    letters = entries.map(fromEntry);
+    for (const entry of entries) {
+      expect(
+        Date.parse(entry.firstAttemptAt) <= Date.parse(entry.failedAt),
+        () => `item ${entry.itemId}: firstAttemptAt ${entry.firstAttemptAt} after failedAt ${entry.failedAt}`,
+      );
+    }
+    if (h.eventsOn) {
+      const fromEvents = deadLetteredEvents.map((e) => `${indexOf(e.itemId)}@${e.stage}×${e.attempt}`).sort();
+      const fromLetters = letters.map((l) => `${l.itemId}@${l.stage}×${l.attempts}`).sort();
+      expect(
+        JSON.stringify(fromEvents) === JSON.stringify(fromLetters),
+        () => `dead-lettered events ${fromEvents} ≠ entries ${fromLetters}`,
+      );
+    }
+  }
+  expect(
+    letters.length === metrics.totalFailed,
+    () => `${letters.length} dead letters, totalFailed ${metrics.totalFailed}`,
+  );
+
+  // Outputs.
+  const outputs = obs.recorded;
+  expect(
+    outputs.length === metrics.totalCompleted,
+    () => `${outputs.length} outputs, totalCompleted ${metrics.totalCompleted}`,
+  );
+  if (obs.streamOutputs) {
+    const streamed = obs.streamOutputs.map((value) => (value as Output | undefined)?.item);
+    expect(
+      JSON.stringify(streamed) === JSON.stringify(outputs),
+      () => `the stream gave ${JSON.stringify(streamed)}, the last stage passed on ${JSON.stringify(outputs)}`,
+    );
+  }
+
+  // Each item exactly once across outputs and dead letters.
+  const seen = new Map<number, string>();
+  const note = (index: number, where: string) => {
+    const before = seen.get(index);
+    if (before !== undefined) problems.push(`item ${index} appears twice: ${before} and ${where}`);
+    else seen.set(index, where);
+    if (!(index >= 0 && index < N)) problems.push(`item ${index} (${where}) was never ingested (ingested ${N})`);
+  };
+  for (const index of outputs) note(index, "output");
+  const letterOf = new Map<number, Letter>();
+  for (const letter of letters) {
+    note(letter.itemId, `dead letter at ${letter.stage}`);
+    letterOf.set(letter.itemId, letter);
+  }
+  for (let index = 0; index < N; index++) {
+    if (!seen.has(index)) problems.push(`item ${index} was ingested but is neither an output nor a dead letter`);
+  }
+
+  // Order: with every stage ordered, outputs keep input order; each stage starts items in the order they came.
+  const orderedUpTo = (s: number) => c.stages.slice(0, s).every((st) => st.ordered);
+  if (orderedUpTo(S)) {
+    expect(
+      outputs.every((index, i) => i === 0 || outputs[i - 1] < index),
+      () => `ordered pipeline, outputs out of order: ${outputs}`,
+    );
+  }
+  for (let s = 0; s <= S; s++) {
+    const firsts = obs.firstAttempts[s];
+    if (orderedUpTo(s)) {
+      expect(
+        firsts.every((index, i) => i === 0 || firsts[i - 1] < index),
+        () => `${names[s]} started items out of input order though every stage before it is ordered: ${firsts}`,
+      );
+    }
+  }
+
+  // Follow every item through the stages.
+  const expectedLetters = new Map<number, { stage: string; outcome: UnitOutcome }>();
+  const succeeded = new Array<number>(S + 1).fill(0);
+  const failed = new Array<number>(S + 1).fill(0);
+  const retriesMin = new Array<number>(S + 1).fill(0);
+  const retriesMax = new Array<number>(S + 1).fill(0);
+  const retryEvents = new Array<number>(S + 1).fill(0);
+  const shutdownLetter = (index: number, s: number) => {
+    const letter = letterOf.get(index);
+    return letter !== undefined && letter.stage === names[s] && letter.errorName === "ShutdownError"
+      ? letter
+      : undefined;
+  };
+  const checkShutdown = (letter: Letter) => {
+    expect(facts.forced, () => `item ${letter.itemId} dead-lettered with a ShutdownError without a forced shutdown`);
+    expect(/forced shutdown/.test(letter.reason), () => `ShutdownError reason: ${letter.reason}`);
+    if (facts.forceReason !== undefined && letter.cause !== undefined) {
+      expect(
+        (letter.cause as { message?: unknown }).message === facts.forceReason,
+        () => `item ${letter.itemId}: ShutdownError cause ${JSON.stringify(letter.cause)}`,
+      );
+    }
+  };
+  let alive = Array.from({ length: N }, (_, index) => index);
+
+  for (let s = 0; s < S; s++) {
+    const st = c.stages[s];
+    const next: number[] = [];
+    const unitEnded = (ids: number[], outcome: UnitOutcome) => {
+      retriesMin[s] += outcome.retries;
+      retriesMax[s] += outcome.retries;
+      retryEvents[s] += outcome.retries * ids.length;
+      if (outcome.ok) {
+        succeeded[s] += ids.length;
+        next.push(...ids);
+      } else {
+        failed[s] += ids.length;
+        for (const index of ids) expectedLetters.set(index, { stage: names[s], outcome });
+      }
+    };
+    const unitShutDown = (ids: number[], letter: Letter, behaviours: (a: number) => Behaviour) => {
+      checkShutdown(letter);
+      const allowed = shutdownAllowed(behaviours, letter.attempts, st);
+      expect(
+        allowed.ok,
+        () =>
+          `items ${ids} at ${names[s]}: a ShutdownError after ${letter.attempts} attempts, but the schedule ` +
+          `${JSON.stringify(ids.map((index) => scriptOf(c, index, s)))} does not get there`,
+      );
+      retriesMin[s] += allowed.minRetries;
+      retriesMax[s] += allowed.maxRetries;
+      failed[s] += ids.length;
+    };
+
+    if (st.kind === "item") {
+      for (const index of alive) {
+        const script = scriptOf(c, index, s);
+        const letter = shutdownLetter(index, s);
+        if (letter) unitShutDown([index], letter, (a) => behaviourAt(script, a));
+        else unitEnded([index], unitOutcome((a) => ({ b: behaviourAt(script, a), index }), s, st));
+      }
+    } else {
+      const batches = obs.batches[s];
+      const inBatch = new Set<number>();
+      const aliveSet = new Set(alive);
+      batches.forEach((batch, i) => {
+        expect(
+          batch.ids.length >= 1 && batch.ids.length <= st.batchSize,
+          () => `${names[s]}: batch ${batch.ids} of size > ${st.batchSize}`,
+        );
+        if (st.flushIntervalMs === undefined && i < batches.length - 1) {
+          expect(
+            batch.ids.length === st.batchSize,
+            () => `${names[s]}: a partial batch ${batch.ids} before the end though there is no flushIntervalMs`,
+          );
+        }
+        for (const index of batch.ids) {
+          expect(!inBatch.has(index), () => `${names[s]}: item ${index} in two batches`);
+          expect(aliveSet.has(index), () => `${names[s]}: batch has item ${index}, which should not reach it`);
+          inBatch.add(index);
+        }
+        const behaviours = (a: number) => {
+          const all = batch.ids.map((index) => ({ b: behaviourAt(scriptOf(c, index, s), a), index }));
+          return all.find(({ b }) => isFailure(b)) ?? all[0];
+        };
+        const letters = batch.ids.map((index) => shutdownLetter(index, s));
+        if (letters.some((letter) => letter !== undefined)) {
+          expect(
+            letters.every((letter) => letter !== undefined && letter.attempts === letters[0]!.attempts),
+            () => `${names[s]}: batch ${batch.ids} only partly dead-lettered by the forced shutdown`,
+          );
+          unitShutDown(batch.ids, letters.find((letter) => letter !== undefined)!, (a) => behaviours(a).b);
+          return;
+        }
+        const outcome = unitOutcome(behaviours, s, st);
+        const attempts = [...batch.attempts].sort((a, b) => a - b);
+        expect(
+          JSON.stringify(attempts) === JSON.stringify(Array.from({ length: outcome.attempts }, (_, a) => a + 1)),
+          () => `${names[s]}: batch ${batch.ids} made attempts ${attempts}; expected ${outcome.attempts}`,
+        );
+        unitEnded(batch.ids, outcome);
+      });
+      for (const index of alive) {
+        if (inBatch.has(index)) continue;
+        const letter = shutdownLetter(index, s);
+        if (letter && facts.forced && letter.attempts === 1) {
+          checkShutdown(letter);
+          failed[s]++;
+        } else {
+          problems.push(`${names[s]}: item ${index} reached the batch stage but was in no batch its function saw`);
+        }
+      }
+    }
+    alive = next;
+  }
+  // The recording stage never fails unless a forced shutdown stops it.
+  for (const index of alive) {
+    const letter = shutdownLetter(index, S);
+    if (letter) {
+      checkShutdown(letter);
+      expect(letter.attempts === 1, () => `item ${index}: ${letter.attempts} attempts at ${RECORD}`);
+      failed[S]++;
+    } else {
+      succeeded[S]++;
+      expect(seen.get(index) === "output", () => `item ${index} should be an output; it is ${seen.get(index)}`);
+    }
+  }
+
+  // Every dead letter is the one the schedule implies.
+  for (const [index, { stage, outcome }] of expectedLetters) {
+    const letter = letterOf.get(index);
+    const describe = () =>
+      `item ${index} should be dead-lettered at ${stage} after ${outcome.attempts} attempts ` +
+      `with ${outcome.errorName} "${outcome.reason ?? outcome.reasonPrefix}"; got ${JSON.stringify(letter)}`;
+    if (!letter) {
+      problems.push(describe());
+      continue;
+    }
+    expect(
+      letter.stage === stage && letter.attempts === outcome.attempts && letter.errorName === outcome.errorName &&
+        (outcome.reason !== undefined
+          ? letter.reason === outcome.reason
+          : letter.reason.startsWith(outcome.reasonPrefix!)),
+      describe,
+    );
+  }
+  for (const letter of letters) {
+    const s = names.indexOf(letter.stage);
+    expect(s >= 0, () => `dead letter at unknown stage ${letter.stage}`);
+    if (letter.errorName !== "ShutdownError") {
+      expect(expectedLetters.has(letter.itemId), () => `unexpected dead letter ${JSON.stringify(letter)}`);
+    }
+    if (letter.hasItem && s >= 0) {
+      const entering = s === 0 ? obs.sourceValues[letter.itemId] : obs.returned.get(key(s - 1, letter.itemId));
+      expect(
+        letter.item === entering,
+        () =>
+          `dead letter of item ${letter.itemId} at ${letter.stage} holds ${JSON.stringify(letter.item)}; ` +
+          `the value entering the stage was ${JSON.stringify(entering)}`,
+      );
+    }
+  }
+
+  // Stage metrics.
+  for (let s = 0; s <= S; s++) {
+    const m = metrics.stageMetrics[names[s]];
+    if (!m) {
+      problems.push(`no stageMetrics for ${names[s]}`);
+      continue;
+    }
+    expect(m.succeeded === succeeded[s], () => `${names[s]}: succeeded ${m.succeeded}, expected ${succeeded[s]}`);
+    expect(m.failed === failed[s], () => `${names[s]}: failed ${m.failed}, expected ${failed[s]}`);
+    expect(m.processed === m.succeeded + m.failed, () => `${names[s]}: processed ${m.processed}`);
+    expect(m.inFlight === 0, () => `${names[s]}: inFlight ${m.inFlight} after the run`);
+    expect(m.queueDepth === 0, () => `${names[s]}: queueDepth ${m.queueDepth} after the run`);
+    expect(
+      m.retries >= retriesMin[s] && m.retries <= retriesMax[s],
+      () =>
+        `${names[s]}: retries ${m.retries}, expected ${
+          retriesMin[s] === retriesMax[s] ? retriesMin[s] : `${retriesMin[s]}–${retriesMax[s]}`
+        }`,
+    );
+    if (h.eventsOn && !facts.forced) {
+      const counted = obs.events.filter((e) => e.type === "retry" && e.stage === names[s]).length;
+      expect(counted === retryEvents[s], () => `${names[s]}: ${counted} retry events, expected ${retryEvents[s]}`);
+    }
+  }
+  expect(
+    metrics.totalCompleted === succeeded[S],
+    () => `totalCompleted ${metrics.totalCompleted}, expected ${succeeded[S]}`,
+  );
+  return problems;
+}
+
+/** A short description of a case for failure messages. */
+export function describeCase(c: PipelineCase): string {
+  return JSON.stringify({ ...c, scripts: c.scripts.length }, null, 0);
+}

@@ -20,7 +20,7 @@ const ITEMS = 200_000;
 function soakCommand(): [string, string[]] {
   const execPath = (globalThis as { process: { execPath: string } }).process.execPath;
   const script = join(root, "scripts", "soak.ts");
-  const options = ["--items", String(ITEMS), "--sample-ms", "100"];
+  const options = ["--items", String(ITEMS), "--sample-ms", "100", "--gc-every", "1"];
   switch (runtime) {
     case "deno":
       return [execPath, ["run", "-A", "--v8-flags=--expose-gc", script, ...options]];

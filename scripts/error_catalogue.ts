@@ -677,7 +677,8 @@ export const MISTAKES: readonly Mistake[] = [
     mistake: "id() is async (returns a Promise): each item is dead-lettered with this error",
     code: `new Pipeline({ …, id: async (row) => row.key }).run(rows)`,
     attempt: async () => {
-      const pipeline = new Pipeline({ name: "orders", stages: [parse()], id: async (n: number) => `k${n}` });
+      const id = (async (n: number) => `k${n}`) as unknown as (n: number) => string; // the types forbid it; JS does not
+      const pipeline = new Pipeline({ name: "orders", stages: [parse()], id });
       await pipeline.run([1]);
       // Not thrown: the item is dead-lettered with this error.
       const letter = pipeline.deadLetters[0];

@@ -431,6 +431,45 @@ test("a dead letter sink that errors with entries queued inside it: the queued e
   assertConserved(pipeline.getMetrics());
 });
 
+test("a source that fails while the dead letter sink fails too: run's rejection still carries the source's error", async () => {
+  // The source error says the input was not all read; the sink error says entries are kept in memory. Losing
+  // either misleads: here the user must learn that their input stopped early.
+  const sourceError = new Error("the export broke after 3 rows");
+  const sinkError = new Error("dead letter bucket gone");
+  const sink = new WritableStream<DeadLetter>({
+    write() {
+      throw sinkError;
+    },
+  });
+  const source = (function* () {
+    yield 0;
+    yield 1;
+    yield 2;
+    throw sourceError;
+  })();
+  const pipeline = new Pipeline({
+    name: "both-fail",
+    deadLetterQueue: sink,
+    stages: [stage("s", (n: number) => {
+      if (n === 1) throw new PermanentError("bad row");
+      return n;
+    })],
+  });
+  const rejected = await guard(
+    pipeline.run(source).then(() => assert.fail("run must reject"), (error: unknown) => error),
+    "run to reject",
+  );
+  const carried = (error: unknown, depth = 0): boolean => {
+    if (error === sourceError) return true;
+    if (depth > 4 || typeof error !== "object" || error === null) return false;
+    const { cause, errors } = error as { cause?: unknown; errors?: unknown[] };
+    return carried(cause, depth + 1) || (Array.isArray(errors) && errors.some((inner) => carried(inner, depth + 1)));
+  };
+  assert.ok(carried(rejected), `run rejected with ${rejected}, which does not carry the source's error`);
+  assert.deepEqual(pipeline.deadLetters.map((entry) => entry.item), [1], "the refused entry is kept");
+  assertConserved(pipeline.getMetrics());
+});
+
 // ---------------------------------------------------------------------------
 // A slow dead letter sink.
 

@@ -128,7 +128,8 @@ const POSITIONS = [["first", 0], ["middle", 3], ["last", LENGTH - 1]] as const;
 
 for (const kind of ["sync iterable", "async generator", "ReadableStream"] as const) {
   for (const [position, failAt] of POSITIONS) {
-    test(`a ${kind} source that throws on its ${position} item: what was read finishes, then run rejects with that error`, async () => {
+    const article = kind.startsWith("a") ? "an" : "a";
+    test(`${article} ${kind} source that throws on its ${position} item: what was read finishes, then run rejects with that error`, async () => {
       const error = new Error(`${kind} broke at item ${failAt}`);
       const { source, probe } = failingSource(kind, LENGTH, failAt, error);
       const finished: number[] = [];

@@ -47,7 +47,9 @@ export type Behaviour =
   | { readonly kind: "throw"; readonly nonError: boolean }
   | { readonly kind: "reject" }
   | { readonly kind: "permanent"; readonly async: boolean }
-  | { readonly kind: "hang"; readonly settle: "resolve" | "reject" };
+  | { readonly kind: "hang"; readonly settle: "resolve" | "reject" }
+  /** Batch stages only: the batch returns one result too many, which sluice fails permanently. */
+  | { readonly kind: "badLength" };
 
 /** Attempt `a` does `script[min(a, length) - 1]`. */
 export type Script = readonly Behaviour[];
@@ -84,14 +86,20 @@ export interface PipelineCase {
   readonly events: boolean;
   /** Items get string ids from the pipeline's `id` option instead of sequence numbers. */
   readonly customIds: boolean;
+  /** With `customIds`: `id()` throws for every item whose index is `3 (mod 7)`. */
+  readonly badIds: boolean;
+  /** The source gives `scripts.length × repeat` items, cycling through the schedule. */
+  readonly repeat: number;
+  /** A logger that takes every record (so sluice builds its debug records), instead of none. */
+  readonly logger: boolean;
 }
 
 /** The timeouts a stage may get; hanging attempts wait this long. */
-export const TIMEOUTS_MS = [10, 20] as const;
+export const TIMEOUTS_MS = [5, 10] as const;
 
 const isFailure = (b: Behaviour): boolean =>
-  b.kind === "throw" || b.kind === "reject" || b.kind === "permanent" || b.kind === "hang";
-const isRetryableFailure = (b: Behaviour): boolean => isFailure(b) && b.kind !== "permanent";
+  b.kind === "throw" || b.kind === "reject" || b.kind === "permanent" || b.kind === "hang" || b.kind === "badLength";
+const isRetryableFailure = (b: Behaviour): boolean => isFailure(b) && b.kind !== "permanent" && b.kind !== "badLength";
 
 const stageArb: fc.Arbitrary<StageCase> = fc.record({
   kind: fc.constantFrom<"item" | "batch">("item", "item", "batch"),
@@ -144,7 +152,13 @@ export function scriptArb(st: StageCase): fc.Arbitrary<Script> {
     });
   }
   const transient = fc.oneof(...transients);
-  const permanent = fc.boolean().map((async): Behaviour => ({ kind: "permanent", async }));
+  const permanents: fc.WeightedArbitrary<Behaviour>[] = [
+    { weight: 3, arbitrary: fc.boolean().map((async): Behaviour => ({ kind: "permanent", async })) },
+  ];
+  if (st.kind === "batch" && !st.returnsNothing) {
+    permanents.push({ weight: 1, arbitrary: fc.constant<Behaviour>({ kind: "badLength" }) });
+  }
+  const permanent = fc.oneof(...permanents);
   const scripts: fc.WeightedArbitrary<Script>[] = [
     { weight: 24, arbitrary: success.map((b) => [b]) },
     {
@@ -177,7 +191,16 @@ export function pipelineCaseArb(
       deadLetters: fc.constantFrom<"memory" | "sink" | "off">("memory", "memory", "sink", "off"),
       events: fc.boolean(),
       customIds: fc.boolean(),
-    }).map((c): PipelineCase => ({ ...c, source: c.mode === "stream" ? "stream" : c.source }))
+      badIds: fc.constantFrom(false, false, true),
+      repeat: fc.constantFrom(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 10, 40),
+      logger: fc.boolean(),
+    }).map((c): PipelineCase => ({
+      ...c,
+      // Long runs retry without a backoff timer, so that they stay quick.
+      stages: c.repeat > 1 ? c.stages.map((st) => ({ ...st, backoffMs: 0 })) : c.stages,
+      source: c.mode === "stream" ? "stream" : c.source,
+      badIds: c.customIds && c.badIds,
+    }))
   );
 }
 
@@ -278,6 +301,21 @@ export class Observations {
   }
 }
 
+/** The error a bad `id()` throws for item `index`. */
+const badIdMessage = (index: number) => `no id for item ${index}`;
+
+/** Whether the case's `id()` throws for item `index`. */
+export const hasBadId = (c: PipelineCase, index: number): boolean => c.badIds && index % 7 === 3;
+
+/** The case's `id()` (when it has custom ids). */
+function idOf(c: PipelineCase, index: number): string {
+  if (hasBadId(c, index)) throw new Error(badIdMessage(index));
+  return `item-${index}`;
+}
+
+/** How many items the case's (finite) source gives. */
+export const itemCount = (c: PipelineCase): number => c.scripts.length * c.repeat;
+
 /** The item index behind an item id (sequence number, or `item-<n>` with custom ids). */
 export function indexOf(id: string | number): number {
   return typeof id === "number" ? id : Number(id.slice("item-".length));
@@ -290,9 +328,22 @@ export function behaviourAt(script: Script, attempt: number): Behaviour {
   return script[Math.min(attempt, script.length) - 1];
 }
 
-/** The script of item `index` at stage `s`; an endless source cycles through the schedule. */
+/** Timer-free stand-ins for the repeats: slow → async ok, hang → reject (same success or failure). */
+const quick = (b: Behaviour): Behaviour =>
+  b.kind === "slow" ? { kind: "ok", async: true } : b.kind === "hang" ? { kind: "reject" } : b;
+const quickScripts = new WeakMap<Script, Script>();
+
+/**
+ * The script of item `index` at stage `s`. Past the schedule (`repeat`, or an
+ * endless source) items cycle through it, with timer-free stand-ins for slow
+ * and hanging attempts so that long runs stay quick.
+ */
 export function scriptOf(c: PipelineCase, index: number, s: number): Script {
-  return c.scripts[index % c.scripts.length][s];
+  const script = c.scripts[index % c.scripts.length][s];
+  if (index < c.scripts.length) return script;
+  let fast = quickScripts.get(script);
+  if (!fast) quickScripts.set(script, fast = script.map(quick));
+  return fast;
 }
 
 const failureMessage = (kind: string, index: number, s: number, attempt: number) =>
@@ -379,6 +430,9 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
           if (entry.signal.aborted) onAbort();
           else entry.signal.addEventListener("abort", onAbort, { once: true });
         });
+      case "badLength":
+        obs.running.delete(entry);
+        return [...entry.ids, -1].map((index) => ({ item: index, via: stageName(s), attempt: entry.attempt }));
       default:
         throw new Error(`not a failure: ${b.kind}`);
     }
@@ -505,7 +559,8 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
         },
       }
       : {}),
-    ...(c.customIds ? { id: (input: { src: number }) => `item-${input.src}` } : {}),
+    ...(c.customIds ? { id: (input: { src: number }) => idOf(c, input.src) } : {}),
+    ...(c.logger ? { logger: { debug() {}, info() {}, warn() {}, error() {} } } : {}),
   }) as unknown as Pipeline<readonly never[]>;
 
   const source = (count: number): Source<unknown> => {
@@ -603,11 +658,12 @@ function unitOutcome(
   behaviours: (attempt: number) => { b: Behaviour; index: number },
   s: number,
   st: StageCase,
+  size = 1,
 ): UnitOutcome {
   for (let attempt = 1;; attempt++) {
     const { b, index } = behaviours(attempt);
     if (!isFailure(b)) return { ok: true, attempts: attempt, retries: attempt - 1 };
-    if (b.kind === "permanent" || attempt === st.maxRetries + 1) {
+    if (!isRetryableFailure(b) || attempt === st.maxRetries + 1) {
       const message = failureMessage(b.kind, index, s, attempt);
       const failure = { ok: false, attempts: attempt, retries: attempt - 1 };
       switch (b.kind) {
@@ -619,6 +675,12 @@ function unitOutcome(
           };
         case "permanent":
           return { ...failure, errorName: "PermanentError", reason: message };
+        case "badLength":
+          return {
+            ...failure,
+            errorName: "PermanentError",
+            reasonPrefix: `Batch stage "${stageName(s)}" returned ${size + 1} results for a batch of ${size}`,
+          };
         case "throw":
           return { ...failure, errorName: b.nonError ? "NonError" : "Error", reason: message };
         default:
@@ -807,12 +869,30 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
       );
     }
   };
-  let alive = Array.from({ length: N }, (_, index) => index);
+  /** Per item: the stages it went through, with the attempts made and whether it left them successfully. */
+  const trail = new Map<number, { s: number; attempts: number; ok: boolean }[]>();
+  const walked = (ids: readonly number[], s: number, attempts: number, ok: boolean) => {
+    for (const index of ids) {
+      const steps = trail.get(index) ?? [];
+      steps.push({ s, attempts, ok });
+      trail.set(index, steps);
+    }
+  };
+  // Items whose id() throws fail at the first stage before it sees them.
+  const badIds = Array.from({ length: N }, (_, index) => index).filter((index) => hasBadId(c, index));
+  for (const index of badIds) {
+    expectedLetters.set(index, {
+      stage: names[0],
+      outcome: { ok: false, attempts: 1, retries: 0, errorName: "Error", reason: badIdMessage(index) },
+    });
+  }
+  let alive = Array.from({ length: N }, (_, index) => index).filter((index) => !hasBadId(c, index));
 
   for (let s = 0; s < S; s++) {
     const st = c.stages[s];
     const next: number[] = [];
     const unitEnded = (ids: number[], outcome: UnitOutcome) => {
+      walked(ids, s, outcome.attempts, outcome.ok);
       retriesMin[s] += outcome.retries;
       retriesMax[s] += outcome.retries;
       retryEvents[s] += outcome.retries * ids.length;
@@ -878,7 +958,7 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
           unitShutDown(batch.ids, letters.find((letter) => letter !== undefined)!, (a) => behaviours(a).b);
           return;
         }
-        const outcome = unitOutcome(behaviours, s, st);
+        const outcome = unitOutcome(behaviours, s, st, batch.ids.length);
         const attempts = [...batch.attempts].sort((a, b) => a - b);
         expect(
           JSON.stringify(attempts) === JSON.stringify(Array.from({ length: outcome.attempts }, (_, a) => a + 1)),
@@ -908,6 +988,7 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
       failed[S]++;
     } else {
       succeeded[S]++;
+      walked([index], S, 1, true);
       expect(seen.get(index) === "output", () => `item ${index} should be an output; it is ${seen.get(index)}`);
     }
   }
@@ -955,10 +1036,24 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
       continue;
     }
     expect(m.succeeded === succeeded[s], () => `${names[s]}: succeeded ${m.succeeded}, expected ${succeeded[s]}`);
-    expect(m.failed === failed[s], () => `${names[s]}: failed ${m.failed}, expected ${failed[s]}`);
+    if (s === 0 && badIds.length > 0 && m.failed === failed[s]) {
+      problems.push(
+        `[id-failure-metrics] ${badIds.length} items whose id() threw are dead-lettered at ${names[0]}, ` +
+          `but ${names[0]}'s failed count (${m.failed}) leaves them out`,
+      );
+    } else {
+      const expected = failed[s] + (s === 0 ? badIds.length : 0);
+      expect(m.failed === expected, () => `${names[s]}: failed ${m.failed}, expected ${expected}`);
+    }
     expect(m.processed === m.succeeded + m.failed, () => `${names[s]}: processed ${m.processed}`);
     expect(m.inFlight === 0, () => `${names[s]}: inFlight ${m.inFlight} after the run`);
-    expect(m.queueDepth === 0, () => `${names[s]}: queueDepth ${m.queueDepth} after the run`);
+    expect(
+      m.queueDepth === 0,
+      () =>
+        `${s === 0 && badIds.length > 0 ? "[id-failure-metrics] " : ""}${
+          names[s]
+        }: queueDepth ${m.queueDepth} after the run`,
+    );
     expect(
       m.retries >= retriesMin[s] && m.retries <= retriesMax[s],
       () =>
@@ -975,12 +1070,47 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
     metrics.totalCompleted === succeeded[S],
     () => `totalCompleted ${metrics.totalCompleted}, expected ${succeeded[S]}`,
   );
-  return problems;
-}
 
-/** A short description of a case for failure messages. */
-export function describeCase(c: PipelineCase): string {
-  return JSON.stringify({ ...c, scripts: c.scripts.length }, null, 0);
+  // Events: per item and stage, queued, then started/retry for each attempt, then completed or failed.
+  if (h.eventsOn && !facts.forced) {
+    const perItemStage = new Map<string, PipelineEvent[]>();
+    for (const event of obs.events) {
+      if (event.type === "dead-lettered") continue;
+      const at = `${indexOf(event.itemId)}@${event.stage}`;
+      const list = perItemStage.get(at) ?? [];
+      list.push(event);
+      perItemStage.set(at, list);
+      if ("worker" in event) {
+        const s = names.indexOf(event.stage);
+        const concurrency = s === S ? 1 : c.stages[s]?.concurrency ?? 0;
+        expect(
+          event.worker >= 0 && event.worker < concurrency,
+          () => `${event.type} event of item ${event.itemId} at ${event.stage}: worker ${event.worker}`,
+        );
+      }
+    }
+    for (const [index, steps] of trail) {
+      for (const { s, attempts, ok } of steps) {
+        const at = `${index}@${names[s]}`;
+        const expected = ["queued"];
+        for (let a = 1; a <= attempts; a++) {
+          expected.push(`started ${a}`);
+          if (a < attempts) expected.push(`retry ${a}`);
+        }
+        expected.push(`${ok ? "completed" : "failed"} ${attempts}`);
+        const got = (perItemStage.get(at) ?? []).map((e) => "attempt" in e ? `${e.type} ${e.attempt}` : e.type);
+        perItemStage.delete(at);
+        expect(
+          JSON.stringify(got) === JSON.stringify(expected),
+          () => `events of item ${index} at ${names[s]}: ${got.join(", ")}; expected ${expected.join(", ")}`,
+        );
+      }
+    }
+    for (const [at, events] of perItemStage) {
+      problems.push(`events for ${at}, where the item never went: ${events.map((e) => e.type)}`);
+    }
+  }
+  return problems;
 }
 
 // ---------------------------------------------------------------------------
@@ -1059,7 +1189,7 @@ export async function runShutdownCase(
   const graceful = new AbortController();
   const force = new AbortController();
   const problems: string[] = [];
-  const count = plan.infinite ? Infinity : c.scripts.length;
+  const count = plan.infinite ? Infinity : itemCount(c);
   const timers: ReturnType<typeof setTimeout>[] = [];
   let abortedAt: { pulled: number; ingested: number } | undefined;
   let runningAtForce: RunningAttempt[] = [];
@@ -1129,7 +1259,7 @@ export async function runShutdownCase(
   const early = plan.at === "before" || plan.at === "sync";
   problems.push(...checkRun(c, h, {
     metrics,
-    expectedIngested: early ? 0 : abortedAt === undefined ? c.scripts.length : undefined,
+    expectedIngested: early ? 0 : abortedAt === undefined ? itemCount(c) : undefined,
     forced: h.obs.forced,
     forceReason: FORCE_REASON,
     deadLetters: h.pipeline.deadLetters,

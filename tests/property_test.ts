@@ -16,9 +16,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
+import { Pipeline, stage } from "../mod.ts";
 import {
   buildHarness,
   checkRun,
+  itemCount,
   pipelineCaseArb,
   propertyParameters,
   runHarness,
@@ -39,10 +41,10 @@ test(
       fc.asyncProperty(pipelineCaseArb(), async (c) => {
         cases++;
         const h = buildHarness(c);
-        const metrics = await runHarness(c, h, h.source(c.scripts.length));
+        const metrics = await runHarness(c, h, h.source(itemCount(c)));
         const problems = checkRun(c, h, {
           metrics,
-          expectedIngested: c.scripts.length,
+          expectedIngested: itemCount(c),
           forced: false,
           deadLetters: h.pipeline.deadLetters,
         });
@@ -53,3 +55,29 @@ test(
     assert.ok(cases >= parameters.numRuns);
   },
 );
+
+test("an item whose id() throws is counted as failed at the first stage, where its dead letter says it failed, and leaves no queue depth behind", async () => {
+  const pipeline = new Pipeline({
+    name: "bad-id",
+    id: (n: number) => {
+      if (n === 1) throw new Error("no id for 1");
+      return n;
+    },
+    stages: [stage("s", (n: number) => n)],
+  });
+  const metrics = await pipeline.run([0, 1, 2]);
+  assert.deepEqual(pipeline.deadLetters.map((letter) => [letter.itemId, letter.stage, letter.reason]), [[
+    1,
+    "s",
+    "no id for 1",
+  ]]);
+  assert.equal(metrics.totalFailed, 1);
+  const s = metrics.stageMetrics.s;
+  assert.equal(
+    s.queueDepth,
+    0,
+    "the first stage took the id failure for one of its own results: its queue depth went to 1",
+  );
+  assert.equal(s.failed, 1, "the dead letter names stage s, but s's failed count leaves the item out");
+  assert.equal(s.processed, 3);
+});

@@ -27,6 +27,7 @@ import fc from "fast-check";
 import {
   batchStage,
   type DeadLetter,
+  isRetryable,
   PermanentError,
   Pipeline,
   type PipelineEvent,
@@ -46,6 +47,8 @@ export type Behaviour =
   | { readonly kind: "slow"; readonly ms: number }
   | { readonly kind: "throw"; readonly nonError: boolean }
   | { readonly kind: "reject" }
+  /** Rejects with an error that a stage's custom `retryIf` refuses to retry (the default retries it). */
+  | { readonly kind: "fatal" }
   | { readonly kind: "permanent"; readonly async: boolean }
   | { readonly kind: "hang"; readonly settle: "resolve" | "reject" }
   /** Batch stages only: the batch returns one result too many, which sluice fails permanently. */
@@ -68,6 +71,8 @@ export interface StageCase {
   readonly flushIntervalMs: number | undefined;
   /** Batch stages: return nothing (the inputs pass on) instead of one result per input. */
   readonly returnsNothing: boolean;
+  /** `custom`: no retry for "fatal" errors; `throws`: the predicate throws on them (so no retry either). */
+  readonly retryIf: "default" | "custom" | "throws";
 }
 
 /** The kinds of source a case reads from. */
@@ -82,7 +87,8 @@ export interface PipelineCase {
   readonly source: SourceKind;
   /** `run(source)`, or `source.pipeThrough(pipeline.stream())` (always a stream source). */
   readonly mode: "run" | "stream";
-  readonly deadLetters: "memory" | "sink" | "off";
+  /** Kept in memory, written to a sink (one that takes its time: backpressure), or only counted. */
+  readonly deadLetters: "memory" | "sink" | "slow sink" | "off";
   readonly events: boolean;
   /** Items get string ids from the pipeline's `id` option instead of sequence numbers. */
   readonly customIds: boolean;
@@ -97,9 +103,12 @@ export interface PipelineCase {
 /** The timeouts a stage may get; hanging attempts wait this long. */
 export const TIMEOUTS_MS = [5, 10] as const;
 
-const isFailure = (b: Behaviour): boolean =>
-  b.kind === "throw" || b.kind === "reject" || b.kind === "permanent" || b.kind === "hang" || b.kind === "badLength";
-const isRetryableFailure = (b: Behaviour): boolean => isFailure(b) && b.kind !== "permanent" && b.kind !== "badLength";
+const isFailure = (b: Behaviour): boolean => !(b.kind === "ok" || b.kind === "undefined" || b.kind === "slow");
+/** Whether a failing attempt like `b` is retried at stage `st` (retries left aside). */
+const isRetryableFailure = (b: Behaviour, st: StageCase): boolean =>
+  isFailure(b) && b.kind !== "permanent" && b.kind !== "badLength" &&
+  (b.kind !== "fatal" || st.retryIf === "default");
+const sinks = (c: PipelineCase) => c.deadLetters === "sink" || c.deadLetters === "slow sink";
 
 const stageArb: fc.Arbitrary<StageCase> = fc.record({
   kind: fc.constantFrom<"item" | "batch">("item", "item", "batch"),
@@ -119,6 +128,7 @@ const stageArb: fc.Arbitrary<StageCase> = fc.record({
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 5 }) },
   ),
   returnsNothing: fc.boolean(),
+  retryIf: fc.constantFrom<StageCase["retryIf"]>("default", "default", "custom", "throws"),
 }).map((st) => st.kind === "item" ? { ...st, batchSize: 1, flushIntervalMs: undefined, returnsNothing: false } : st);
 
 /** A script for one item at a stage like `st`: hangs only where a timeout ends them. */
@@ -141,6 +151,7 @@ export function scriptArb(st: StageCase): fc.Arbitrary<Script> {
       arbitrary: fc.constantFrom(false, false, false, true).map((nonError): Behaviour => ({ kind: "throw", nonError })),
     },
     { weight: 3, arbitrary: fc.constant<Behaviour>({ kind: "reject" }) },
+    { weight: 1, arbitrary: fc.constant<Behaviour>({ kind: "fatal" }) },
   ];
   if (st.timeoutMs !== undefined) {
     transients.push({
@@ -188,7 +199,7 @@ export function pipelineCaseArb(
       ),
       source: fc.constantFrom<SourceKind>("array", "generator", "async generator", "stream"),
       mode: fc.constantFrom<"run" | "stream">("run", "run", "run", "stream"),
-      deadLetters: fc.constantFrom<"memory" | "sink" | "off">("memory", "memory", "sink", "off"),
+      deadLetters: fc.constantFrom<PipelineCase["deadLetters"]>("memory", "memory", "sink", "slow sink", "off"),
       events: fc.boolean(),
       customIds: fc.boolean(),
       badIds: fc.constantFrom(false, false, true),
@@ -349,6 +360,25 @@ export function scriptOf(c: PipelineCase, index: number, s: number): Script {
 const failureMessage = (kind: string, index: number, s: number, attempt: number) =>
   `${kind} item ${index} stage ${s} attempt ${attempt}`;
 
+const isFatal = (error: unknown) => error instanceof Error && error.message.startsWith("fatal ");
+
+/** The stage's `retryIf` option: none (the default), or one that refuses "fatal" errors, or throws on them. */
+function retryIfOption(st: StageCase): { retryIf?: (error: unknown, attempt: number) => boolean } {
+  switch (st.retryIf) {
+    case "default":
+      return {};
+    case "custom":
+      return { retryIf: (error, attempt) => !isFatal(error) && isRetryable(error, attempt) };
+    case "throws":
+      return {
+        retryIf: (error, attempt) => {
+          if (isFatal(error)) throw new Error("retryIf gave up");
+          return isRetryable(error, attempt);
+        },
+      };
+  }
+}
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A value handed on by a stage, or a stale one from an attempt sluice already gave up on. */
@@ -413,6 +443,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
         if (b.nonError) throw message;
         throw new Error(message);
       case "reject":
+      case "fatal":
         obs.running.delete(entry);
         return Promise.reject(new Error(message));
       case "permanent":
@@ -468,6 +499,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
       ordered: st.ordered,
       maxRetries: st.maxRetries,
       backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+      ...retryIfOption(st),
       ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
       ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
     });
@@ -514,6 +546,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
         ordered: st.ordered,
         maxRetries: st.maxRetries,
         backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+        ...retryIfOption(st),
         ...(st.flushIntervalMs !== undefined ? { flushIntervalMs: st.flushIntervalMs } : {}),
         ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
         ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
@@ -532,17 +565,21 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
   const stages = [...c.stages.map((st, s) => st.kind === "item" ? itemStage(s, st) : batchOf(s, st)), recorder];
   let sink: Harness["sink"];
   let deadLetterQueue: boolean | WritableStream<DeadLetter> = c.deadLetters === "memory";
-  if (c.deadLetters === "sink") {
+  if (sinks(c)) {
     const written: DeadLetter[] = [];
     let closed = false;
+    const slow = c.deadLetters === "slow sink";
+    let writes = 0;
     deadLetterQueue = new WritableStream<DeadLetter>({
       write(entry) {
         written.push(entry);
+        // The slow sink takes a timer turn for every third entry and a microtask for the others.
+        if (slow) return ++writes % 3 === 0 ? delay(0) : Promise.resolve();
       },
       close() {
         closed = true;
       },
-    });
+    }, slow ? { highWaterMark: 1 } : undefined);
     sink = { written, closed: () => closed };
   }
   const eventsOn = c.events || c.deadLetters === "off" || forceEvents || hooks.onEvent !== undefined;
@@ -663,7 +700,7 @@ function unitOutcome(
   for (let attempt = 1;; attempt++) {
     const { b, index } = behaviours(attempt);
     if (!isFailure(b)) return { ok: true, attempts: attempt, retries: attempt - 1 };
-    if (!isRetryableFailure(b) || attempt === st.maxRetries + 1) {
+    if (!isRetryableFailure(b, st) || attempt === st.maxRetries + 1) {
       const message = failureMessage(b.kind, index, s, attempt);
       const failure = { ok: false, attempts: attempt, retries: attempt - 1 };
       switch (b.kind) {
@@ -702,10 +739,10 @@ function shutdownAllowed(
 ): { ok: boolean; minRetries: number; maxRetries: number } {
   if (attempts < 1 || attempts > st.maxRetries + 1) return { ok: false, minRetries: 0, maxRetries: 0 };
   for (let a = 1; a < attempts; a++) {
-    if (!isRetryableFailure(behaviours(a))) return { ok: false, minRetries: 0, maxRetries: 0 };
+    if (!isRetryableFailure(behaviours(a), st)) return { ok: false, minRetries: 0, maxRetries: 0 };
   }
   // Interrupted in attempt `attempts` (attempts − 1 retries), or in the backoff after it failed (one more).
-  const inBackoff = isRetryableFailure(behaviours(attempts)) && attempts < st.maxRetries + 1;
+  const inBackoff = isRetryableFailure(behaviours(attempts), st) && attempts < st.maxRetries + 1;
   return { ok: true, minRetries: attempts - 1, maxRetries: inBackoff ? attempts : attempts - 1 };
 }
 
@@ -770,8 +807,8 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
       cause: e.error.cause,
     }));
   } else {
-    const entries = c.deadLetters === "sink" ? h.sink!.written : facts.deadLetters;
-    if (c.deadLetters === "sink") {
+    const entries = sinks(c) ? h.sink!.written : facts.deadLetters;
+    if (sinks(c)) {
       expect(h.sink!.closed(), () => "the dead letter sink was not closed");
       expect(facts.deadLetters.length === 0, () => `a working sink, yet ${facts.deadLetters.length} entries in memory`);
     }
@@ -1307,7 +1344,7 @@ export async function runShutdownCase(
         ? [{ id: indexOf(e.itemId), stage: e.stage, error: e.error.name, attempts: e.attempt }]
         : []
     )
-    : (c.deadLetters === "sink" ? h.sink!.written : h.pipeline.deadLetters).map((l) => ({
+    : (sinks(c) ? h.sink!.written : h.pipeline.deadLetters).map((l) => ({
       id: indexOf(l.itemId),
       stage: l.stage,
       error: l.error.name,

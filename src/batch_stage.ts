@@ -6,7 +6,7 @@
  */
 
 import { isPromiseLike, type StageContext } from "./attempt.ts";
-import { batchStageOptionsSchema, validate } from "./config.ts";
+import { batchStageOptionsSchema, show, validate } from "./config.ts";
 import { ConfigError, PermanentError } from "./errors.ts";
 import { checkName, type CommonStageOptions, defineStage, retryPolicy, type Stage } from "./stage.ts";
 
@@ -73,12 +73,16 @@ export function batchStage<I>(
 export function batchStage<I, O>(name: string, fn: BatchFn<I, O>, options: BatchStageOptions): Stage<I, O> {
   checkName(name);
   if (typeof fn !== "function") {
-    throw new ConfigError(`Stage "${name}": "fn" must be a function taking an array`, { stage: name, field: "fn" });
+    throw new ConfigError(
+      `Stage "${name}": "fn" must be a function taking an array of items; got ${show(fn)}`,
+      { stage: name, field: "fn" },
+    );
   }
   const resolved = validate(batchStageOptionsSchema, options, {
     owner: `Stage "${name}"`,
     stage: name,
     root: "options",
+    hint: "with at least batchSize",
   });
   return defineStage({
     name,

@@ -61,9 +61,14 @@ const logger = z.custom<unknown>(
   { error: "must have debug, info, warn and error methods" },
 );
 
+const abortSignal = z.custom<AbortSignal>(
+  (value) => typeof AbortSignal !== "undefined" && value instanceof AbortSignal,
+  { error: "must be an AbortSignal (pass controller.signal, not the controller)" },
+);
+
 const writableStream = z.custom<WritableStream>(
   (value) => typeof WritableStream !== "undefined" && value instanceof WritableStream,
-  { error: "must be true, false or a WritableStream" },
+  { error: "must be true, false, a WritableStream or a function returning one" },
 );
 
 /** @internal */
@@ -72,11 +77,20 @@ export const pipelineOptionsSchema = z.strictObject({
   stages: z.array(z.unknown(), { error: "must be an array of stages" })
     .min(1, { error: "must hold at least one stage" }),
   queueSize: positiveInteger.optional(),
-  deadLetterQueue: z.union([z.boolean(), writableStream], { error: "must be true, false or a WritableStream" })
+  deadLetterQueue: z.union([z.boolean(), writableStream, func], {
+    error: "must be true, false, a WritableStream or a function returning one",
+  })
     .optional(),
   logger: logger.optional(),
   onEvent: func.optional(),
   id: func.optional(),
+}, { error: "must be an object" });
+
+/** Options of `pipeline.run()`. @internal */
+export const runOptionsSchema = z.strictObject({
+  signal: abortSignal.optional(),
+  forceSignal: abortSignal.optional(),
+  handleSignals: z.boolean({ error: "must be true or false" }).optional(),
 }, { error: "must be an object" });
 
 /**
@@ -86,24 +100,71 @@ export const pipelineOptionsSchema = z.strictObject({
 export function validate<T>(
   schema: z.ZodType<T>,
   value: unknown,
-  where: { owner: string; stage?: string; root: string },
+  where: { owner: string; stage?: string; root: string; hint?: string },
 ): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = issue.path.map(String);
-  const field = issue.code === "unrecognized_keys"
-    ? issue.keys.map((key) => [...path, key].join(".")).join(", ")
-    : path.join(".") || where.root;
+  if (issue.code === "unrecognized_keys") {
+    const fields = issue.keys.map((key) => [...path, key].join("."));
+    const allowed = optionNames(schema, path);
+    const message = `${where.owner}: unknown option${fields.length > 1 ? "s" : ""} ${
+      fields.map((field, i) => `"${field}" (got ${show(valueAt(value, [...path, issue.keys[i]]))})`).join(", ")
+    }${suggestion(issue.keys[0], allowed)}; the options${path.length ? ` of "${path.join(".")}"` : ""} are ${
+      allowed.join(", ")
+    }`;
+    throw new ConfigError(message, { stage: where.stage, field: fields.join(", ") }, { cause: result.error });
+  }
+  const field = path.join(".") || where.root;
   const got = `got ${show(valueAt(value, issue.path))}`;
-  const message = issue.code === "unrecognized_keys"
-    ? `${where.owner}: unknown option${issue.keys.length > 1 ? "s" : ""} ${
-      quoteAll(field.split(", "))
-    }; check the spelling against the documented options`
-    : path.length === 0
-    ? `${where.owner} options ${issue.message}; ${got}`
+  const message = path.length === 0
+    ? `${where.owner} options ${issue.message}${where.hint ? ` ${where.hint}` : ""}; ${got}`
     : `${where.owner}: option "${field}" ${issue.message}; ${got}`;
   throw new ConfigError(message, { stage: where.stage, field }, { cause: result.error });
+}
+
+/** The option names an object schema allows at `path`. */
+function optionNames(schema: z.ZodType, path: readonly string[]): string[] {
+  let current: unknown = schema;
+  for (const key of path) current = (unwrap(current) as { shape?: Record<string, unknown> }).shape?.[key];
+  return Object.keys((unwrap(current) as { shape?: Record<string, unknown> }).shape ?? {});
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as { _zod?: { def: { type: string; innerType?: unknown } } } | undefined;
+  while (current?._zod?.def.type === "optional") current = current._zod.def.innerType as typeof current;
+  return current ?? {};
+}
+
+/** " (did you mean "x"?)" for a near miss, or a note for an option that belongs elsewhere. */
+function suggestion(key: string, allowed: readonly string[]): string {
+  const elsewhere: Record<string, string> = {
+    batchSize: "batchSize belongs to batchStage()",
+    flushIntervalMs: "flushIntervalMs belongs to batchStage()",
+    retryScope: "retryScope belongs to stage() with an array of tasks",
+    concurrency: "concurrency is a stage option: stage(name, fn, { concurrency })",
+    maxRetries: "maxRetries is a stage option: stage(name, fn, { maxRetries })",
+  };
+  if (!allowed.includes(key) && elsewhere[key]) return ` (${elsewhere[key]})`;
+  const lower = key.toLowerCase();
+  const near = allowed.find((name) => {
+    const other = name.toLowerCase();
+    return other.startsWith(lower) || lower.startsWith(other) || editDistance(lower, other) <= 2;
+  });
+  return near ? ` (did you mean "${near}"?)` : "";
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -115,18 +176,15 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-function quoteAll(keys: readonly string[]): string {
-  return keys.map((key) => `"${key}"`).join(", ");
-}
-
 /** Renders a user's value for an error message. @internal */
 export function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (value === null || value === undefined) return String(value);
   if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
   if (typeof value === "symbol") return value.toString();
   if (Array.isArray(value)) return `an array of ${value.length}`;
   const name = Object.getPrototypeOf(value)?.constructor?.name;
-  return name && name !== "Object" ? `a ${name}` : "an object";
+  return name && name !== "Object" ? `${/^[AEIOU]/.test(name) ? "an" : "a"} ${name}` : "an object";
 }

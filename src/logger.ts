@@ -92,6 +92,9 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
   if (threshold < 0) {
     throw new TypeError(`consoleLogger level must be one of ${LEVELS.join(", ")}: got ${String(level)}`);
   }
+  if (format !== "json" && format !== "pretty") {
+    throw new TypeError(`consoleLogger format must be "json" or "pretty": got ${String(format)}`);
+  }
   const log = (at: LogLevel) => (message: string, properties: LogProperties = {}) => {
     if (LEVELS.indexOf(at) < threshold) return;
     write(format === "json" ? toJsonLine(at, message, properties) : toPrettyLine(at, message, properties));

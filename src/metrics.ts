@@ -91,7 +91,7 @@ export class LatencyHistogram {
     let seen = 0;
     for (let bucket = 0; bucket < this.#counts.length; bucket++) {
       seen += this.#counts[bucket];
-      if (seen >= rank) return Math.min(LatencyHistogram.#upperBound(bucket), this.#max);
+      if (seen >= rank) return bucket === 0 ? 0 : Math.min(LatencyHistogram.#upperBound(bucket), this.#max);
     }
     return this.#max;
   }

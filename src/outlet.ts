@@ -86,10 +86,18 @@ export class Outlet {
       this.#unwritten.push(entry);
       return;
     }
-    writer.write(entry).catch((error) => {
+    try {
+      writer.write(entry).catch((error) => {
+        this.#sinkFailed(error);
+        this.#unwritten.push(entry);
+      });
+    } catch (error) {
+      // Node 20 throws synchronously (an internal assertion) when writing to a
+      // stream that was closed behind the writer's back.
       this.#sinkFailed(error);
       this.#unwritten.push(entry);
-    });
+      return;
+    }
     if ((writer.desiredSize ?? 0) <= 0) this.#blockUntil(writer.ready);
   }
 

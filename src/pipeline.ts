@@ -6,13 +6,13 @@
  */
 
 import { ConfigError } from "./errors.ts";
-import { pipelineOptionsSchema, show, validate } from "./config.ts";
+import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
 import type { EventListener, ItemId } from "./events.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { PipelineMetrics } from "./metrics.ts";
-import { Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
+import { type DeadLetterTarget, Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
@@ -57,10 +57,12 @@ export interface PipelineOptions<S extends readonly AnyStage[]> {
   readonly queueSize?: number;
   /**
    * `true` keeps failed items in `pipeline.deadLetters`; a `WritableStream`
-   * receives them instead (closed when the run ends); `false` only counts them.
+   * receives them instead and is closed (flushed) when the run ends, so it
+   * serves one run; a function returning a `WritableStream` is called at the
+   * start of each run; `false` only counts them.
    * @default {true}
    */
-  readonly deadLetterQueue?: boolean | WritableStream<DeadLetter>;
+  readonly deadLetterQueue?: boolean | WritableStream<DeadLetter> | (() => WritableStream<DeadLetter>);
   /**
    * Receives log records with `pipeline`, `stage`, `itemId` and `attempt`.
    * @default {silentLogger}
@@ -141,7 +143,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   readonly name: string;
   readonly #specs: readonly StageSpec[];
   readonly #queueSize: number;
-  readonly #target: boolean | WritableStream<DeadLetter>;
+  readonly #target: boolean | WritableStream<DeadLetter> | (() => WritableStream<DeadLetter>);
+  /** Dead letter streams a run has used (and so closed): each serves one run. */
+  readonly #usedSinks = new WeakSet<WritableStream<DeadLetter>>();
   readonly #logger: Logger;
   readonly #onEvent: EventListener | undefined;
   readonly #id: ((input: unknown) => ItemId) | undefined;
@@ -161,7 +165,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     this.#specs = resolved.stages.map((candidate, index) => checkStage(resolved.name, candidate, index));
     checkUniqueNames(resolved.name, this.#specs);
     this.#queueSize = resolved.queueSize ?? DEFAULT_QUEUE_SIZE;
-    this.#target = resolved.deadLetterQueue ?? true;
+    this.#target = (resolved.deadLetterQueue as PipelineOptions<S>["deadLetterQueue"]) ?? true;
     this.#logger = (resolved.logger as Logger | undefined) ?? silentLogger;
     this.#onEvent = resolved.onEvent as EventListener | undefined;
     this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
@@ -206,18 +210,25 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    */
   async run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
     checkSource(source);
+    validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" run`, root: "options" });
+    const target = this.#deadLetterTarget();
     const run = this.#begin();
     const stop = new AbortController();
     const detach = this.#attachShutdown(run, stop, options);
     let sourceError: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run, "run");
+      const engines = this.#engines(run, "run", target);
       const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       });
       await this.#chain(input, engines).pipeTo(new WritableStream<Chunk>());
-      await engines.outlet.close();
+      await engines.outlet.close().catch((error) => {
+        if (!sourceError) throw error;
+        throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
+          cause: sourceError.error,
+        });
+      });
     } finally {
       detach();
       this.#end(run);
@@ -266,9 +277,35 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * ```
    */
   stream(): PipelineStream<PipelineInput<S>, PipelineOutput<S>> {
+    const target = this.#deadLetterTarget();
     const run = this.#begin();
-    const engines = this.#engines(run, "stream");
+    const engines = this.#engines(run, "stream", target);
     return openPipelineStream(run, engines, engines.outlet, this.#ingester(run), () => this.#end(run));
+  }
+
+  /** Where this run's dead letters go; a stream is checked before the run starts. */
+  #deadLetterTarget(): DeadLetterTarget {
+    this.#deadLetters = []; // this run's entries (or, with a sink, the ones it refused)
+    if (this.#target === true) return this.#deadLetters;
+    if (this.#target === false) return undefined;
+    const sink = typeof this.#target === "function" ? this.#target() : this.#target;
+    if (!(sink instanceof WritableStream)) {
+      throw new TypeError(`Pipeline "${this.name}": deadLetterQueue() must return a WritableStream; got ${show(sink)}`);
+    }
+    if (sink.locked) {
+      throw new TypeError(
+        `Pipeline "${this.name}": the deadLetterQueue WritableStream is locked: another run (or a writer) is using it; ` +
+          `give each run its own with deadLetterQueue: () => new WritableStream(…)`,
+      );
+    }
+    if (this.#usedSinks.has(sink)) {
+      throw new TypeError(
+        `Pipeline "${this.name}": the deadLetterQueue WritableStream was closed when an earlier run ended; ` +
+          `pass a function instead, deadLetterQueue: () => new WritableStream(…), to give each run its own`,
+      );
+    }
+    this.#usedSinks.add(sink);
+    return sink;
   }
 
   #newRun(): RunContext {
@@ -278,7 +315,6 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   #begin(): RunContext {
     const run = this.#newRun();
     this.#current = run;
-    this.#deadLetters = [];
     run.log("info", "run started", { stages: this.#specs.map((spec) => spec.name) });
     return run;
   }
@@ -294,8 +330,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * hands its chunks straight to the outlet (nothing reads its readable
    * side); for `stream` they go through the readable to the consumer.
    */
-  #engines(run: RunContext, mode: "run" | "stream"): StageEngine[] & { outlet: Outlet } {
-    const target = this.#target === true ? this.#deadLetters : this.#target === false ? undefined : this.#target;
+  #engines(run: RunContext, mode: "run" | "stream", target: DeadLetterTarget): StageEngine[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
     const outlet = new Outlet(run, target, this.#deadLetters, limit);
     const engines: StageEngine[] = [];
@@ -334,6 +369,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         }
         return new Item(itemId, value);
       } catch (error) {
+        // Dead-lettered at the first stage, and counted there, so that its
+        // metrics and the dead letter agree.
+        run.metrics.stage(firstStage).failed++;
         const now = Date.now();
         return new Failure(seq, firstStage, value, error, 1, now, now);
       }

@@ -19,7 +19,7 @@
 
 import type { Chunk, Envelope } from "./envelope.ts";
 import type { PipelineMetrics } from "./metrics.ts";
-import type { Outlet } from "./outlet.ts";
+import { type Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import type { RunContext } from "./run_context.ts";
 import type { StageEngine } from "./stage_stream.ts";
 
@@ -124,7 +124,7 @@ export function openPipelineStream<I, O>(
       run.force(error);
       return drainInBackground(reader, outlet).then(finish);
     },
-  }, { highWaterMark: 0 });
+  }, { highWaterMark: STREAM_OUTLET_CAPACITY }); // read ahead, so the last stage works while the consumer is busy
 
   return { writable, readable, finished };
 }

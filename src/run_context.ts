@@ -9,6 +9,7 @@
 import type { EventListener, PipelineEvent } from "./events.ts";
 import { type Logger, type LogProperties, silentLogger } from "./logger.ts";
 import { MetricsRecorder } from "./metrics.ts";
+import { isPromiseLike } from "./attempt.ts";
 
 /** Something in progress that a forced shutdown must interrupt. @internal */
 export type Interruptible = (reason: unknown) => void;
@@ -45,19 +46,24 @@ export class RunContext {
     const listener = this.#listener;
     if (!listener) return;
     try {
-      const result = listener(event);
-      if (result instanceof Promise) result.catch((error) => this.#listenerFailed(event, error));
+      const result: unknown = listener(event);
+      if (isPromiseLike(result)) Promise.resolve(result).catch((error) => this.#listenerFailed(event, error));
     } catch (error) {
       this.#listenerFailed(event, error);
     }
   }
 
-  /** Writes a log record with the pipeline's name added. A throwing logger is ignored. */
+  /**
+   * Writes a log record with the pipeline's name added. A logger that throws
+   * or returns a rejected promise is ignored: a broken logger must not break
+   * a run, and there is nowhere left to report it.
+   */
   log(level: keyof Logger, message: string, properties: LogProperties): void {
     try {
-      this.logger[level](message, { pipeline: this.pipeline, ...properties });
+      const result: unknown = this.logger[level](message, { pipeline: this.pipeline, ...properties });
+      if (isPromiseLike(result)) Promise.resolve(result).catch(() => {});
     } catch {
-      // A broken logger must not break a run, and there is nowhere left to report it.
+      // See above.
     }
   }
 

@@ -53,7 +53,7 @@ function isReadableStream(value: unknown): value is ReadableStream<unknown> {
   return typeof ReadableStream !== "undefined" && value instanceof ReadableStream;
 }
 
-function readerFor(source: Source<unknown>): ValueReader {
+function readerFor(source: Source<unknown>, signal: AbortSignal | undefined): ValueReader {
   if (isReadableStream(source)) {
     const reader = source.getReader();
     return {
@@ -83,7 +83,7 @@ function readerFor(source: Source<unknown>): ValueReader {
     read: (max) => {
       if (failed) throw failed.error;
       const values: unknown[] = [];
-      while (values.length < max) {
+      while (values.length < max && !signal?.aborted) { // an abort from inside next() stops the reading at once
         let result: IteratorResult<unknown>;
         try {
           result = iterator.next();
@@ -130,6 +130,47 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
 const aborted = Symbol("aborted");
 
 /**
+ * Like {@linkcode unlessAborted}, for a read: on abort it waits one more
+ * macrotask before giving up, so that a value the source has already handed
+ * out (its promise resolved, our callback not yet run) is ingested, not
+ * dropped; an idle source is given up on a moment later.
+ */
+function settledOrGivenUp<T>(read: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof aborted> {
+  if (!signal) return read;
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const giveUpSoon = () => {
+      timer = setTimeout(() => resolve(aborted), 0);
+    };
+    const done = () => {
+      signal.removeEventListener("abort", giveUpSoon);
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    if (signal.aborted) giveUpSoon();
+    else signal.addEventListener("abort", giveUpSoon, { once: true });
+    read.then((value) => {
+      done();
+      resolve(value);
+    }, (error) => {
+      done();
+      reject(error);
+    });
+  });
+}
+
+/**
+ * A synchronous source through synchronous stages runs entirely in
+ * microtasks and would starve timers, I/O and signal handlers (and so the
+ * abort that should stop it). The reader lets the event loop turn once per
+ * this many milliseconds of continuous reading: about 2% of the time.
+ */
+const TURN_EVERY_MS = 50;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
  * A stream of chunks read from `source`, taking the first stage's capacity
  * before each read. It closes (never errors) at the end, on abort, or when
  * the source fails — in which case `onError` gets the error.
@@ -144,6 +185,7 @@ export function sourceStream(
 ): ReadableStream<Chunk> {
   let reader: ValueReader;
   let finished = false;
+  let lastTurn = performance.now();
   const finish = (controller: ReadableStreamDefaultController<Chunk>, stop: boolean) => {
     if (finished) return;
     finished = true;
@@ -152,17 +194,22 @@ export function sourceStream(
   };
   return new ReadableStream<Chunk>({
     start() {
-      reader = readerFor(source);
+      reader = readerFor(source, signal);
     },
     async pull(controller) {
+      if (performance.now() - lastTurn > TURN_EVERY_MS) {
+        await nextTurn();
+        lastTurn = performance.now();
+      }
       if (signal?.aborted) return finish(controller, true);
       const wanted = reader.sync ? Math.ceil(room.limit / 8) : 1; // sync sources: read a good share at once
-      if ((await unlessAborted(room.whenFree(wanted), signal)) === aborted) return finish(controller, true);
+      await unlessAborted(room.whenFree(wanted), signal);
+      if (signal?.aborted) return finish(controller, true); // also when it came while room was freed
       const taken = room.take(reader.sync ? Number.POSITIVE_INFINITY : 1);
       let values: unknown[] | null | typeof aborted;
       try {
         const read = reader.read(taken);
-        values = read instanceof Promise ? await unlessAborted(read, signal) : read;
+        values = read instanceof Promise ? await settledOrGivenUp(read, signal) : read;
       } catch (error) {
         room.release(taken);
         onError(error);

@@ -18,6 +18,7 @@
 
 import { AttemptContext, isPromiseLike } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
+import { Fifo } from "./fifo.ts";
 import { serializeError } from "./dead_letter.ts";
 import { type Chunk, chunkSize, type Envelope, Failure, type Item } from "./envelope.ts";
 import { ShutdownError } from "./errors.ts";
@@ -76,8 +77,8 @@ export class StageEngine {
 
   #forming: Item[] = [];
   #formingTimer: ReturnType<typeof setTimeout> | undefined;
-  #waiting: Group[] = [];
-  #waitingHead = 0;
+  readonly #waiting = new Fifo<Group>();
+  #pumping = false;
   readonly #freeWorkers: number[];
   /** Running groups by worker, for a forced shutdown. */
   readonly #running: (Group | undefined)[];
@@ -85,18 +86,19 @@ export class StageEngine {
   /** Finished groups waiting for their turn, at `seq % concurrency` (ordered stages). */
   readonly #reorder: (Group | undefined)[];
   #nextInOrder = 0;
-  /** Envelopes ready to move downstream, from `#outboxHead` on. */
-  #outbox: Envelope[] = [];
-  #outboxHead = 0;
+  /** Envelopes ready to move downstream. */
+  readonly #outbox = new Fifo<Envelope>();
   #flushScheduled = false;
   #outboxSeen = 0;
   #awaitingRoom = false;
   /** Items accepted and not yet moved downstream. */
   #held = 0;
-  /** Items in started groups whose results have not moved downstream yet. */
-  #active = 0;
+  /** Items accepted and not started yet (forming a batch, or waiting for a worker). */
+  #unstarted = 0;
   #ending = false;
   #drained: (() => void) | undefined;
+  /** `Date.now() - performance.now()`, refreshed per chunk: wall-clock times without a second clock read per item. */
+  #epochOffset = Date.now() - performance.now();
   #stopForce: () => void;
 
   constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity, deliver?: Deliver) {
@@ -110,7 +112,8 @@ export class StageEngine {
     this.#freeWorkers = Array.from({ length: spec.concurrency }, (_, i) => spec.concurrency - 1 - i);
     this.#running = new Array(spec.concurrency).fill(undefined);
     this.#reorder = new Array(spec.concurrency).fill(undefined);
-    this.#counters.queueDepth = () => this.capacity.used - this.#active;
+    // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
+    this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
     this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
     this.stream = new TransformStream<Chunk, Chunk>(
       {
@@ -127,14 +130,17 @@ export class StageEngine {
 
   #accept(chunk: Chunk): void {
     this.#held += chunk.length;
+    const now = performance.now();
+    this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
-    const timestamp = announce ? Date.now() : 0;
+    const timestamp = Math.floor(now + this.#epochOffset);
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
         this.#toOutbox(envelope); // failures keep moving; order matters only for results
         continue;
       }
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
+      this.#unstarted++;
       if (!this.#batch) {
         this.#waiting.push(new Group([envelope], this.#run, this.#spec.name, this.#counters));
         continue;
@@ -148,8 +154,8 @@ export class StageEngine {
         }, this.#spec.flushIntervalMs);
       }
     }
-    this.#pump();
-    if (this.#outbox.length > this.#outboxHead) this.#scheduleFlush();
+    this.#pump(now);
+    if (this.#outbox.length > 0) this.#scheduleFlush();
   }
 
   #closeBatch(): void {
@@ -162,40 +168,35 @@ export class StageEngine {
     this.#forming = [];
   }
 
-  #pump(): void {
-    while (this.#freeWorkers.length > 0 && this.#waitingHead < this.#waiting.length) {
-      const group = this.#waiting[this.#waitingHead];
-      this.#waiting[this.#waitingHead++] = undefined!;
-      this.#start(group, this.#freeWorkers.pop()!);
+  /** Starts waiting groups on free workers; `now` is a fresh performance.now() if the caller has one. */
+  #pump(now?: number): void {
+    // A synchronous stage finishes inside #start and frees its worker, which
+    // calls #pump again: the loop below picks that worker up instead of
+    // recursing once per item (which overflows the stack on a long queue).
+    if (this.#pumping) return;
+    this.#pumping = true;
+    while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
+      now ??= performance.now();
+      this.#start(this.#waiting.shift()!, this.#freeWorkers.pop()!, now);
     }
-    if (this.#waitingHead === this.#waiting.length) {
-      this.#waiting = [];
-      this.#waitingHead = 0;
-    } else if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
-      this.#waiting = this.#waiting.slice(this.#waitingHead);
-      this.#waitingHead = 0;
-    }
+    this.#pumping = false;
   }
 
-  #start(group: Group, worker: number): void {
+  #start(group: Group, worker: number, now: number): void {
     const spec = this.#spec;
     group.worker = worker;
     group.seq = this.#nextSeq++;
-    group.startedAt = performance.now();
-    group.startedAtEpoch = Date.now();
-    this.#active += group.items.length;
+    group.startedAt = now;
+    group.startedAtEpoch = Math.floor(now + this.#epochOffset);
+    this.#unstarted -= group.items.length;
     this.#counters.inFlight += group.items.length;
     const input = group.input(this.#batch);
     if (this.#run.forced) {
-      this.#settle(group, {
-        ok: false,
-        error: new ShutdownError(spec.name, { cause: this.#run.forced.reason }),
-        attempts: 1,
-      });
+      this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1);
     } else if (spec.runTaskByTask) {
       spec.runTaskByTask(input, group).then(
         (outcome) => this.#settle(group, outcome),
-        (error) => this.#settle(group, { ok: false, error, attempts: 1 }),
+        (error) => this.#failed(group, error, 1),
       );
     } else if (spec.policy.timeoutMs !== undefined) {
       this.#retry(group, input, undefined);
@@ -209,7 +210,10 @@ export class StageEngine {
     const ctx = new AttemptContext(this.#run, this.#spec.name, group, 1);
     group.attempt = ctx;
     this.#running[group.worker] = group;
-    if (this.#run.hasListener) this.#announceStarted(group);
+    if (this.#run.hasListener) {
+      this.#announceStarted(group);
+      if (group.attempt !== ctx) return; // a listener forced a shutdown: this attempt must not run
+    }
     if (this.#run.logsDebug) {
       this.#run.log("debug", "attempt started", {
         stage: this.#spec.name,
@@ -237,13 +241,13 @@ export class StageEngine {
   #firstAttemptDone(group: Group, ctx: AttemptContext, value: unknown): void {
     if (group.attempt !== ctx) return; // a forced shutdown has already settled it
     this.#endFirstAttempt(group);
-    this.#settle(group, { ok: true, outputs: this.#batch ? value as unknown[] : [value], attempts: 1 });
+    this.#succeeded(group, value, 1);
   }
 
   #firstAttemptFailed(group: Group, ctx: AttemptContext, input: unknown, error: unknown): void {
     if (group.attempt !== ctx) return;
     this.#endFirstAttempt(group);
-    if (this.#spec.policy.maxRetries === 0) return this.#settle(group, { ok: false, error, attempts: 1 });
+    if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1);
     this.#retry(group, input, { error, durationMs: performance.now() - group.startedAt });
   }
 
@@ -256,17 +260,10 @@ export class StageEngine {
     const attempt = this.#spec.attempt;
     withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure).then(
       (outcome: Outcome<unknown>) =>
-        this.#settle(
-          group,
-          outcome.ok
-            ? {
-              ok: true,
-              outputs: this.#batch ? outcome.value as unknown[] : [outcome.value],
-              attempts: outcome.attempts,
-            }
-            : outcome,
-        ),
-      (error) => this.#settle(group, { ok: false, error, attempts: 1 }),
+        outcome.ok
+          ? this.#succeeded(group, outcome.value, outcome.attempts)
+          : this.#failed(group, outcome.error, outcome.attempts),
+      (error) => this.#failed(group, error, 1),
     );
   }
 
@@ -277,7 +274,7 @@ export class StageEngine {
       const error = new ShutdownError(this.#spec.name, { cause: reason });
       group.attempt.abort(error);
       this.#endFirstAttempt(group);
-      this.#settle(group, { ok: false, error, attempts: 1 });
+      this.#failed(group, error, 1);
     }
   }
 
@@ -295,89 +292,105 @@ export class StageEngine {
     }
   }
 
-  /** Records the outcome, then puts the result in line to move on. */
+  /** Records an outcome from a whole-unit runner (task by task). */
   #settle(group: Group, outcome: UnitOutcome): void {
-    this.#counters.inFlight -= group.items.length;
-    this.#record(group, outcome);
-    if (!this.#spec.ordered) return this.#release(group);
-    this.#reorder[group.seq % this.#spec.concurrency] = group;
-    for (;;) {
-      const slot = this.#nextInOrder % this.#spec.concurrency;
-      const next = this.#reorder[slot];
-      if (!next || next.seq !== this.#nextInOrder) break;
-      this.#reorder[slot] = undefined;
-      this.#nextInOrder++;
-      this.#release(next);
-    }
+    if (outcome.ok) this.#succeeded(group, this.#batch ? outcome.outputs : outcome.outputs[0], outcome.attempts);
+    else this.#failed(group, outcome.error, outcome.attempts);
   }
 
-  /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
-  #release(group: Group): void {
-    for (const envelope of group.items as Envelope[]) this.#outbox.push(envelope);
-    this.#freeWorkers.push(group.worker);
-    this.#pump();
-    this.#scheduleFlush();
-  }
-
-  /** Replaces the group's items by their results (or failures), with metrics and events. */
-  #record(group: Group, outcome: UnitOutcome): void {
+  /** The unit succeeded: `result` is the item's output, or a batch's outputs. */
+  #succeeded(group: Group, result: unknown, attempts: number): void {
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
-    const { name } = this.#spec;
-    const durationMs = performance.now() - group.startedAt;
-    if (outcome.ok) {
-      for (let i = 0; i < items.length; i++) {
-        items[i].value = outcome.outputs[i];
-        counters.latency.record(durationMs);
-      }
-      counters.succeeded += items.length;
-      if (run.logsDebug) {
-        run.log("debug", "completed", { stage: name, ...idFields(group), attempt: outcome.attempts, durationMs });
-      }
-      if (!run.hasListener) return;
-      const timestamp = Date.now();
+    const now = performance.now();
+    const durationMs = now - group.startedAt;
+    counters.inFlight -= items.length;
+    counters.succeeded += items.length;
+    if (this.#batch) {
+      for (let i = 0; i < items.length; i++) items[i].value = (result as readonly unknown[])[i];
+    } else {
+      items[0].value = result;
+    }
+    for (let i = 0; i < items.length; i++) counters.latency.record(durationMs);
+    if (run.logsDebug) {
+      run.log("debug", "completed", { stage: this.#spec.name, ...idFields(group), attempt: attempts, durationMs });
+    }
+    if (run.hasListener) {
+      const timestamp = Math.floor(now + this.#epochOffset);
       for (const item of items) {
         run.emit({
           type: "completed",
           itemId: item.id,
-          stage: name,
-          attempt: outcome.attempts,
+          stage: this.#spec.name,
+          attempt: attempts,
           worker: group.worker,
           durationMs,
           timestamp,
         });
       }
-      return;
     }
-    counters.failed += items.length;
+    this.#inLine(group, now);
+  }
+
+  /** The unit failed for good: its items become failures that travel on to the outlet. */
+  #failed(group: Group, cause: unknown, attempts: number): void {
+    const items = group.items;
+    const run = this.#run;
+    const { name } = this.#spec;
+    const now = performance.now();
+    const durationMs = now - group.startedAt;
+    this.#counters.inFlight -= items.length;
+    this.#counters.failed += items.length;
     const failedAt = Date.now();
-    const firstAttemptAt = group.startedAtEpoch;
-    const error = run.hasListener ? serializeError(outcome.error) : undefined;
+    const error = run.hasListener ? serializeError(cause) : undefined;
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       (items as Envelope[])[i] = new Failure(
         item.id,
         name,
         item.value,
-        outcome.error,
-        outcome.attempts,
-        firstAttemptAt,
+        cause,
+        attempts,
+        group.startedAtEpoch,
         failedAt,
       );
-      if (error) {
-        run.emit({
-          type: "failed",
-          itemId: item.id,
-          stage: name,
-          attempt: outcome.attempts,
-          worker: group.worker,
-          error,
-          durationMs,
-          timestamp: failedAt,
-        });
-      }
+      if (!error) continue;
+      run.emit({
+        type: "failed",
+        itemId: item.id,
+        stage: name,
+        attempt: attempts,
+        worker: group.worker,
+        error,
+        durationMs,
+        timestamp: failedAt,
+      });
     }
+    this.#inLine(group, now);
+  }
+
+  /** Puts a settled group's result in line to move on: in input order, or at once if unordered. */
+  #inLine(group: Group, now: number): void {
+    if (!this.#spec.ordered) return this.#release(group, now);
+    const concurrency = this.#spec.concurrency;
+    this.#reorder[group.seq % concurrency] = group;
+    for (;;) {
+      const slot = this.#nextInOrder % concurrency;
+      const next = this.#reorder[slot];
+      if (!next || next.seq !== this.#nextInOrder) break;
+      this.#reorder[slot] = undefined;
+      this.#nextInOrder++;
+      this.#release(next, now);
+    }
+  }
+
+  /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
+  #release(group: Group, now: number): void {
+    for (const envelope of group.items as Envelope[]) this.#outbox.push(envelope);
+    this.#freeWorkers.push(group.worker);
+    this.#pump(now);
+    this.#scheduleFlush();
   }
 
   #toOutbox(envelope: Envelope): void {
@@ -392,12 +405,12 @@ export class StageEngine {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    this.#outboxSeen = this.#outbox.length - this.#outboxHead;
+    this.#outboxSeen = this.#outbox.length;
     queueMicrotask(() => this.#flushWhenSettled());
   }
 
   #flushWhenSettled(): void {
-    const ready = this.#outbox.length - this.#outboxHead;
+    const ready = this.#outbox.length;
     if (ready > this.#outboxSeen && ready < MAX_CHUNK) {
       this.#outboxSeen = ready;
       queueMicrotask(() => this.#flushWhenSettled());
@@ -409,19 +422,10 @@ export class StageEngine {
 
   /** Moves ready envelopes downstream, as many as the next stage has room for. */
   #flushOutbox(): void {
-    for (
-      let ready = this.#outbox.length - this.#outboxHead;
-      ready > 0;
-      ready = this.#outbox.length - this.#outboxHead
-    ) {
-      const room = this.#next.take(Math.min(ready, MAX_CHUNK));
-      if (room === 0) return this.#waitForRoom(ready);
-      const chunk = this.#outbox.slice(this.#outboxHead, this.#outboxHead + room);
-      this.#outboxHead += room;
-      if (this.#outboxHead === this.#outbox.length) {
-        this.#outbox = [];
-        this.#outboxHead = 0;
-      }
+    while (this.#outbox.length > 0) {
+      const room = this.#next.take(Math.min(this.#outbox.length, MAX_CHUNK));
+      if (room === 0) return this.#waitForRoom(this.#outbox.length);
+      const chunk = this.#outbox.take(room);
       this.#moved(chunk);
       this.#deliver!(chunk);
     }
@@ -430,11 +434,6 @@ export class StageEngine {
 
   /** Bookkeeping for envelopes leaving the stage. */
   #moved(chunk: Chunk): void {
-    let results = 0;
-    for (const envelope of chunk) {
-      if (envelope instanceof Failure ? envelope.stage === this.#spec.name : true) results++;
-    }
-    this.#active -= results;
     this.#held -= chunk.length;
     this.capacity.release(chunk.length);
   }

@@ -109,11 +109,10 @@ export function validate<T>(
   if (issue.code === "unrecognized_keys") {
     const fields = issue.keys.map((key) => [...path, key].join("."));
     const allowed = optionNames(schema, path);
-    const message = `${where.owner}: unknown option${fields.length > 1 ? "s" : ""} ${
-      fields.map((field, i) => `"${field}" (got ${show(valueAt(value, [...path, issue.keys[i]]))})`).join(", ")
-    }${suggestion(issue.keys[0], allowed)}; the options${path.length ? ` of "${path.join(".")}"` : ""} are ${
-      allowed.join(", ")
-    }`;
+    const given = fields.map((field, i) => `"${field}" (got ${show(valueAt(value, [...path, issue.keys[i]]))})`);
+    const message = `${where.owner}: unknown option${fields.length > 1 ? "s" : ""} ${given.join(", ")}; ${
+      suggestion(issue.keys[0], allowed)
+    }the options${path.length ? ` of "${path.join(".")}"` : ""} are ${allowed.join(", ")}`;
     throw new ConfigError(message, { stage: where.stage, field: fields.join(", ") }, { cause: result.error });
   }
   const field = path.join(".") || where.root;
@@ -137,7 +136,7 @@ function unwrap(schema: unknown): unknown {
   return current ?? {};
 }
 
-/** " (did you mean "x"?)" for a near miss, or a note for an option that belongs elsewhere. */
+/** "did you mean "x"? " for a near miss, or a note for an option that belongs elsewhere, or nothing. */
 function suggestion(key: string, allowed: readonly string[]): string {
   const elsewhere: Record<string, string> = {
     batchSize: "batchSize belongs to batchStage()",
@@ -146,13 +145,13 @@ function suggestion(key: string, allowed: readonly string[]): string {
     concurrency: "concurrency is a stage option: stage(name, fn, { concurrency })",
     maxRetries: "maxRetries is a stage option: stage(name, fn, { maxRetries })",
   };
-  if (!allowed.includes(key) && elsewhere[key]) return ` (${elsewhere[key]})`;
+  if (!allowed.includes(key) && elsewhere[key]) return `${elsewhere[key]}; `;
   const lower = key.toLowerCase();
   const near = allowed.find((name) => {
     const other = name.toLowerCase();
     return other.startsWith(lower) || lower.startsWith(other) || editDistance(lower, other) <= 2;
   });
-  return near ? ` (did you mean "${near}"?)` : "";
+  return near ? `did you mean "${near}"? ` : "";
 }
 
 function editDistance(a: string, b: string): number {

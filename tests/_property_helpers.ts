@@ -57,9 +57,15 @@ export type Behaviour =
 /** Attempt `a` does `script[min(a, length) - 1]`. */
 export type Script = readonly Behaviour[];
 
-/** One generated stage. Batch-only fields are normalised away on item stages. */
+/** An item's scripts at one stage: one, or one per task for a stage made of two tasks. */
+export type StageScripts = readonly Script[];
+
+/** One generated stage. Batch-only fields are normalised away on other stages. */
 export interface StageCase {
-  readonly kind: "item" | "batch";
+  /** `tasks`: `stage(name, [task0, task1], { retryScope })`. */
+  readonly kind: "item" | "batch" | "tasks";
+  /** Tasks stages: retry the task that failed, or the whole sequence. */
+  readonly retryScope: "task" | "stage";
   readonly concurrency: number;
   readonly ordered: boolean;
   readonly queueSize: number | undefined;
@@ -82,8 +88,8 @@ export type SourceKind = "array" | "generator" | "async generator" | "stream";
 export interface PipelineCase {
   readonly stages: readonly StageCase[];
   readonly queueSize: number;
-  /** `scripts[item][stage]`; an endless source cycles through them. */
-  readonly scripts: readonly (readonly Script[])[];
+  /** `scripts[item][stage][task]`; an endless source cycles through them. */
+  readonly scripts: readonly (readonly StageScripts[])[];
   readonly source: SourceKind;
   /** `run(source)`, or `source.pipeThrough(pipeline.stream())` (always a stream source). */
   readonly mode: "run" | "stream";
@@ -111,7 +117,8 @@ const isRetryableFailure = (b: Behaviour, st: StageCase): boolean =>
 const sinks = (c: PipelineCase) => c.deadLetters === "sink" || c.deadLetters === "slow sink";
 
 const stageArb: fc.Arbitrary<StageCase> = fc.record({
-  kind: fc.constantFrom<"item" | "batch">("item", "item", "batch"),
+  kind: fc.constantFrom<StageCase["kind"]>("item", "item", "item", "batch", "batch", "tasks"),
+  retryScope: fc.constantFrom<StageCase["retryScope"]>("task", "stage"),
   concurrency: fc.integer({ min: 1, max: 16 }),
   ordered: fc.constantFrom(true, true, false),
   queueSize: fc.option(fc.integer({ min: 1, max: 64 }), { freq: 4, nil: undefined }).map((q) => q),
@@ -129,7 +136,15 @@ const stageArb: fc.Arbitrary<StageCase> = fc.record({
   ),
   returnsNothing: fc.boolean(),
   retryIf: fc.constantFrom<StageCase["retryIf"]>("default", "default", "custom", "throws"),
-}).map((st) => st.kind === "item" ? { ...st, batchSize: 1, flushIntervalMs: undefined, returnsNothing: false } : st);
+}).map((st) =>
+  st.kind === "batch" ? { ...st, retryScope: "task" as const } : {
+    ...st,
+    batchSize: 1,
+    flushIntervalMs: undefined,
+    returnsNothing: false,
+    retryScope: st.kind === "tasks" ? st.retryScope : "task" as const,
+  }
+);
 
 /** A script for one item at a stage like `st`: hangs only where a timeout ends them. */
 export function scriptArb(st: StageCase): fc.Arbitrary<Script> {
@@ -185,6 +200,13 @@ export function scriptArb(st: StageCase): fc.Arbitrary<Script> {
   return fc.oneof(...scripts);
 }
 
+/** An item's scripts at a stage like `st`: one per task. */
+export function stageScriptsArb(st: StageCase): fc.Arbitrary<StageScripts> {
+  return st.kind === "tasks"
+    ? fc.tuple(scriptArb(st), scriptArb(st))
+    : scriptArb(st).map((script): StageScripts => [script]);
+}
+
 /** Pipelines of 1–5 stages over 0–`maxItems` items, with their fault schedules. */
 export function pipelineCaseArb(
   { minItems = 0, maxItems = 30 }: { minItems?: number; maxItems?: number } = {},
@@ -194,7 +216,7 @@ export function pipelineCaseArb(
       stages: fc.constant(stages),
       queueSize: fc.integer({ min: 1, max: 64 }),
       scripts: fc.array(
-        fc.tuple(...stages.map(scriptArb)).map((scripts): readonly Script[] => scripts),
+        fc.tuple(...stages.map(stageScriptsArb)).map((scripts): readonly StageScripts[] => scripts),
         { minLength: minItems, maxLength: maxItems, size: "max" },
       ),
       source: fc.constantFrom<SourceKind>("array", "generator", "async generator", "stream"),
@@ -262,7 +284,9 @@ export interface Hooks {
 export interface RunningAttempt {
   readonly stage: number;
   readonly ids: readonly number[];
+  /** `ctx.attempt`: for a task retried on its own, that task's attempt. */
   readonly attempt: number;
+  readonly task: number;
   readonly signal: AbortSignal;
 }
 
@@ -297,8 +321,8 @@ export class Observations {
   /** What `pipeline.stream()`'s readable gave, in stream mode. */
   streamOutputs: unknown[] | undefined;
   readonly running = new Set<RunningAttempt>();
-  /** Stage function calls made after `forced` was set. */
-  readonly callsAfterForce: string[] = [];
+  /** Stage function calls made after `forced` was set, with the known-bug tag they fall under. */
+  readonly callsAfterForce: { tag: string; call: string }[] = [];
   /** Things that must not happen, noticed while running. */
   readonly violations: string[] = [];
   readonly events: PipelineEvent[] = [];
@@ -349,16 +373,16 @@ const quickScripts = new WeakMap<Script, Script>();
  * endless source) items cycle through it, with timer-free stand-ins for slow
  * and hanging attempts so that long runs stay quick.
  */
-export function scriptOf(c: PipelineCase, index: number, s: number): Script {
-  const script = c.scripts[index % c.scripts.length][s];
+export function scriptOf(c: PipelineCase, index: number, s: number, task = 0): Script {
+  const script = c.scripts[index % c.scripts.length][s][task];
   if (index < c.scripts.length) return script;
   let fast = quickScripts.get(script);
   if (!fast) quickScripts.set(script, fast = script.map(quick));
   return fast;
 }
 
-const failureMessage = (kind: string, index: number, s: number, attempt: number) =>
-  `${kind} item ${index} stage ${s} attempt ${attempt}`;
+const failureMessage = (kind: string, index: number, s: number, attempt: number, task?: number) =>
+  `${kind} item ${index} stage ${s}${task === undefined ? "" : ` task ${task}`} attempt ${attempt}`;
 
 const isFatal = (error: unknown) => error instanceof Error && error.message.startsWith("fatal ");
 
@@ -406,13 +430,17 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
   const obs = new Observations(c.stages.length);
   const S = c.stages.length;
 
-  const enter = (s: number, ids: number[], ctx: StageContext): RunningAttempt => {
+  const enter = (s: number, ids: number[], ctx: StageContext, task = 0): RunningAttempt => {
     obs.calls++;
     const signal = ctx.signal;
-    if (obs.forced) obs.callsAfterForce.push(`${s === S ? RECORD : stageName(s)} items ${ids} attempt ${ctx.attempt}`);
-    const entry: RunningAttempt = { stage: s, ids, attempt: ctx.attempt, signal };
+    if (obs.forced) {
+      // A later task of a sequence that an abort has already ended is its own known bug.
+      const tag = task > 0 && c.stages[s]?.retryScope === "stage" ? "tasks-after-abort" : "call-after-force";
+      obs.callsAfterForce.push({ tag, call: `${s === S ? RECORD : stageName(s)} items ${ids} attempt ${ctx.attempt}` });
+    }
+    const entry: RunningAttempt = { stage: s, ids, attempt: ctx.attempt, task, signal };
     obs.running.add(entry);
-    if (ctx.attempt === 1) obs.firstAttempts[s].push(...ids);
+    if (ctx.attempt === 1 && task === 0) obs.firstAttempts[s].push(...ids);
     hooks.onCall?.(s, ctx);
     return entry;
   };
@@ -435,8 +463,9 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     s: number,
     entry: RunningAttempt,
     stale: () => unknown,
+    task?: number,
   ): unknown => {
-    const message = failureMessage(b.kind, index, s, entry.attempt);
+    const message = failureMessage(b.kind, index, s, entry.attempt, task);
     switch (b.kind) {
       case "throw":
         obs.running.delete(entry);
@@ -469,32 +498,61 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     }
   };
 
+  /**
+   * One attempt of an item stage, or of task `task` of a tasks stage (`last`:
+   * whether its result leaves the stage).
+   */
+  const itemAttempt = (s: number, input: unknown, ctx: StageContext, task?: number, last = true): unknown => {
+    const index = indexOf(ctx.itemId);
+    const entry = enter(s, [index], ctx, task ?? 0);
+    if (task === undefined || task === 0) checkInput(s, index, input);
+    else if (input !== obs.returned.get(`${s}.${task - 1}:${index}`)) {
+      const stale = (input as Output | undefined)?.stale === true;
+      obs.violations.push(
+        `${stale ? "[tasks-after-abort] " : ""}${stageName(s)} task ${task} got ${JSON.stringify(input)} ` +
+          `for item ${index}${stale ? ": the previous task's attempt had already timed out or been interrupted" : ""}`,
+      );
+    }
+    const b = behaviourAt(scriptOf(c, index, s, task ?? 0), ctx.attempt);
+    const via = task === undefined ? stageName(s) : `${stageName(s)}.${task}`;
+    const fresh = (): Output | undefined =>
+      b.kind === "undefined" ? undefined : { item: index, via, attempt: ctx.attempt };
+    const stale = (): Output => ({ item: index, via, attempt: ctx.attempt, stale: true });
+    const commit = () => {
+      obs.running.delete(entry);
+      if (entry.signal.aborted) return stale();
+      const value = fresh();
+      obs.returned.set(last ? key(s, index) : `${s}.${task}:${index}`, value);
+      return value;
+    };
+    switch (b.kind) {
+      case "ok":
+      case "undefined":
+        return b.async ? Promise.resolve().then(commit) : commit();
+      case "slow":
+        return delay(b.ms).then(commit);
+      default:
+        return fail(b, index, s, entry, stale, task);
+    }
+  };
+
+  const tasksStage = (s: number, st: StageCase) =>
+    stage(stageName(s), [
+      (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx, 0, false),
+      (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx, 1, true),
+    ], {
+      retryScope: st.retryScope,
+      concurrency: st.concurrency,
+      ordered: st.ordered,
+      maxRetries: st.maxRetries,
+      backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+      ...retryIfOption(st),
+      ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
+      ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
+    });
+
   const itemStage = (s: number, st: StageCase) =>
-    stage(stageName(s), (input: unknown, ctx: StageContext) => {
-      const index = indexOf(ctx.itemId);
-      const entry = enter(s, [index], ctx);
-      checkInput(s, index, input);
-      const b = behaviourAt(scriptOf(c, index, s), ctx.attempt);
-      const fresh = (): Output | undefined =>
-        b.kind === "undefined" ? undefined : { item: index, via: stageName(s), attempt: ctx.attempt };
-      const stale = (): Output => ({ item: index, via: stageName(s), attempt: ctx.attempt, stale: true });
-      const commit = () => {
-        obs.running.delete(entry);
-        if (entry.signal.aborted) return stale();
-        const value = fresh();
-        obs.returned.set(key(s, index), value);
-        return value;
-      };
-      switch (b.kind) {
-        case "ok":
-        case "undefined":
-          return b.async ? Promise.resolve().then(commit) : commit();
-        case "slow":
-          return delay(b.ms).then(commit);
-        default:
-          return fail(b, index, s, entry, stale);
-      }
-    }, {
+    stage(stageName(s), (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx), {
       concurrency: st.concurrency,
       ordered: st.ordered,
       maxRetries: st.maxRetries,
@@ -562,7 +620,12 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     return { item: index, via: RECORD };
   });
 
-  const stages = [...c.stages.map((st, s) => st.kind === "item" ? itemStage(s, st) : batchOf(s, st)), recorder];
+  const stages = [
+    ...c.stages.map((st, s) =>
+      st.kind === "item" ? itemStage(s, st) : st.kind === "batch" ? batchOf(s, st) : tasksStage(s, st)
+    ),
+    recorder,
+  ];
   let sink: Harness["sink"];
   let deadLetterQueue: boolean | WritableStream<DeadLetter> = c.deadLetters === "memory";
   if (sinks(c)) {
@@ -681,6 +744,8 @@ interface UnitOutcome {
   readonly ok: boolean;
   readonly attempts: number;
   readonly retries: number;
+  /** A tasks stage retrying task by task: the attempts of each task run. */
+  readonly perTask?: readonly number[];
   /** For failures: the error's name and its message (or, for timeouts, the message's start). */
   readonly errorName?: string;
   readonly reason?: string;
@@ -692,16 +757,16 @@ interface UnitOutcome {
  * behaviour and whose it is (the first failing item of a batch).
  */
 function unitOutcome(
-  behaviours: (attempt: number) => { b: Behaviour; index: number },
+  behaviours: (attempt: number) => { b: Behaviour; index: number; task?: number },
   s: number,
   st: StageCase,
   size = 1,
 ): UnitOutcome {
   for (let attempt = 1;; attempt++) {
-    const { b, index } = behaviours(attempt);
+    const { b, index, task } = behaviours(attempt);
     if (!isFailure(b)) return { ok: true, attempts: attempt, retries: attempt - 1 };
     if (!isRetryableFailure(b, st) || attempt === st.maxRetries + 1) {
-      const message = failureMessage(b.kind, index, s, attempt);
+      const message = failureMessage(b.kind, index, s, attempt, task);
       const failure = { ok: false, attempts: attempt, retries: attempt - 1 };
       switch (b.kind) {
         case "hang":
@@ -725,6 +790,31 @@ function unitOutcome(
       }
     }
   }
+}
+
+/** The outcome of an item at a tasks stage. */
+function tasksOutcome(c: PipelineCase, index: number, s: number, st: StageCase): UnitOutcome {
+  const task = (t: number) => (a: number) => ({ b: behaviourAt(scriptOf(c, index, s, t), a), index, task: t });
+  if (st.retryScope === "stage") {
+    // The sequence is retried: attempt a runs task 0, then task 1 if task 0 succeeded.
+    return unitOutcome(
+      (a) => {
+        const first = task(0)(a);
+        return isFailure(first.b) ? first : task(1)(a);
+      },
+      s,
+      st,
+    );
+  }
+  const first = unitOutcome(task(0), s, st);
+  if (!first.ok) return { ...first, perTask: [first.attempts] };
+  const second = unitOutcome(task(1), s, st);
+  return {
+    ...second,
+    attempts: first.attempts + second.attempts,
+    retries: first.retries + second.retries,
+    perTask: [first.attempts, second.attempts],
+  };
 }
 
 /**
@@ -907,11 +997,11 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
     }
   };
   /** Per item: the stages it went through, with the attempts made and whether it left them successfully. */
-  const trail = new Map<number, { s: number; attempts: number; ok: boolean }[]>();
-  const walked = (ids: readonly number[], s: number, attempts: number, ok: boolean) => {
+  const trail = new Map<number, { s: number; attempts: number; ok: boolean; perTask?: readonly number[] }[]>();
+  const walked = (ids: readonly number[], s: number, attempts: number, ok: boolean, perTask?: readonly number[]) => {
     for (const index of ids) {
       const steps = trail.get(index) ?? [];
-      steps.push({ s, attempts, ok });
+      steps.push({ s, attempts, ok, perTask });
       trail.set(index, steps);
     }
   };
@@ -929,7 +1019,7 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
     const st = c.stages[s];
     const next: number[] = [];
     const unitEnded = (ids: number[], outcome: UnitOutcome) => {
-      walked(ids, s, outcome.attempts, outcome.ok);
+      walked(ids, s, outcome.attempts, outcome.ok, outcome.perTask);
       retriesMin[s] += outcome.retries;
       retriesMax[s] += outcome.retries;
       retryEvents[s] += outcome.retries * ids.length;
@@ -943,7 +1033,14 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
     };
     const unitShutDown = (ids: number[], letter: Letter, behaviours: (a: number) => Behaviour) => {
       checkShutdown(letter);
-      const allowed = shutdownAllowed(behaviours, letter.attempts, st);
+      const allowed = st.kind === "tasks" && st.retryScope === "task"
+        // Each task has its own attempts: only bounds are checked.
+        ? {
+          ok: letter.attempts >= 1 && letter.attempts <= 2 * (st.maxRetries + 1),
+          minRetries: 0,
+          maxRetries: letter.attempts,
+        }
+        : shutdownAllowed(behaviours, letter.attempts, st);
       expect(
         allowed.ok,
         () =>
@@ -961,6 +1058,16 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
         const letter = shutdownLetter(index, s);
         if (letter) unitShutDown([index], letter, (a) => behaviourAt(script, a));
         else unitEnded([index], unitOutcome((a) => ({ b: behaviourAt(script, a), index }), s, st));
+      }
+    } else if (st.kind === "tasks") {
+      for (const index of alive) {
+        const letter = shutdownLetter(index, s);
+        const combined = (a: number) => {
+          const first = behaviourAt(scriptOf(c, index, s, 0), a);
+          return isFailure(first) ? first : behaviourAt(scriptOf(c, index, s, 1), a);
+        };
+        if (letter) unitShutDown([index], letter, combined);
+        else unitEnded([index], tasksOutcome(c, index, s, st));
       }
     } else {
       const batches = obs.batches[s];
@@ -1127,19 +1234,36 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
       }
     }
     for (const [index, steps] of trail) {
-      for (const { s, attempts, ok } of steps) {
+      for (const { s, attempts, ok, perTask } of steps) {
         const at = `${index}@${names[s]}`;
         const expected = ["queued"];
-        for (let a = 1; a <= attempts; a++) {
-          expected.push(`started ${a}`);
-          if (a < attempts) expected.push(`retry ${a}`);
+        // Attempts are the item's at the stage: a task retried on its own goes on counting from the task before.
+        let counted = 0;
+        for (const runs of perTask ?? [attempts]) {
+          for (let a = counted + 1; a <= counted + runs; a++) {
+            expected.push(`started ${a}`);
+            if (a < counted + runs) expected.push(`retry ${a}`);
+          }
+          counted += runs;
         }
         expected.push(`${ok ? "completed" : "failed"} ${attempts}`);
         const got = (perItemStage.get(at) ?? []).map((e) => "attempt" in e ? `${e.type} ${e.attempt}` : e.type);
         perItemStage.delete(at);
-        expect(
-          JSON.stringify(got) === JSON.stringify(expected),
-          () => `events of item ${index} at ${names[s]}: ${got.join(", ")}; expected ${expected.join(", ")}`,
+        if (JSON.stringify(got) === JSON.stringify(expected)) continue;
+        // The known deviation: started/retry events of a task retried on its own count that task's attempts.
+        const perTaskNumbering = perTask !== undefined && perTask.length > 1 &&
+          JSON.stringify(got) === JSON.stringify([
+              "queued",
+              ...perTask.flatMap((runs) =>
+                Array.from({ length: runs }, (_, a) => a + 1).flatMap((a) =>
+                  a < runs ? [`started ${a}`, `retry ${a}`] : [`started ${a}`]
+                )
+              ),
+              `${ok ? "completed" : "failed"} ${attempts}`,
+            ]);
+        problems.push(
+          `${perTaskNumbering ? "[task-event-attempts] " : ""}events of item ${index} at ${names[s]}: ` +
+            `${got.join(", ")}; expected ${expected.join(", ")}`,
         );
       }
     }
@@ -1241,7 +1365,9 @@ export async function runShutdownCase(
   const doForce = () => {
     if (h.obs.forced) return;
     h.obs.forced = true;
-    runningAtForce = [...h.obs.running];
+    // Attempts whose signal had already aborted are ones sluice gave up on before (only the later tasks of a
+    // timed-out sequence, a known bug checked elsewhere): they are not in flight for the forced shutdown.
+    runningAtForce = [...h.obs.running].filter((entry) => !entry.signal.aborted);
     force.abort(new Error(FORCE_REASON));
     for (const entry of runningAtForce) {
       const where = `${nameOf(entry.stage)} items ${entry.ids} attempt ${entry.attempt}`;
@@ -1305,10 +1431,10 @@ export async function runShutdownCase(
     if (!ok) problems.push(message());
   };
   expect(JSON.stringify(metrics) === JSON.stringify(h.pipeline.getMetrics()), () => "run resolved before the end");
-  expect(
-    h.obs.callsAfterForce.length === 0,
-    () => `[call-after-force] stage functions called after the forced shutdown: ${h.obs.callsAfterForce.join("; ")}`,
-  );
+  for (const tag of new Set(h.obs.callsAfterForce.map((call) => call.tag))) {
+    const calls = h.obs.callsAfterForce.filter((call) => call.tag === tag).map((call) => call.call);
+    problems.push(`[${tag}] stage functions called after the forced shutdown: ${calls.join("; ")}`);
+  }
   if (early) expect(h.obs.calls === 0, () => `${h.obs.calls} stage calls though the run was stopped before it read`);
   if (abortedAt) {
     if (plan.at === "pulled") {
@@ -1353,8 +1479,12 @@ export async function runShutdownCase(
   for (const entry of runningAtForce) {
     for (const index of entry.ids) {
       const found = letters.find((letter) => letter.id === index);
+      const st = c.stages[entry.stage];
+      // A later task retried on its own: the item's attempts also count the tasks before it.
+      const exact = !(st?.kind === "tasks" && st.retryScope === "task" && entry.task > 0);
       expect(
-        found?.stage === nameOf(entry.stage) && found.error === "ShutdownError" && found.attempts === entry.attempt,
+        found?.stage === nameOf(entry.stage) && found.error === "ShutdownError" &&
+          (exact ? found.attempts === entry.attempt : found.attempts > entry.attempt),
         () =>
           `item ${index} was in attempt ${entry.attempt} at ${nameOf(entry.stage)} when forced; ` +
           `its dead letter is ${JSON.stringify(found)}`,

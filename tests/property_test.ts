@@ -81,3 +81,52 @@ test("an item whose id() throws is counted as failed at the first stage, where i
   assert.equal(s.failed, 1, "the dead letter names stage s, but s's failed count leaves the item out");
   assert.equal(s.processed, 3);
 });
+
+test("a sequence of tasks retried as a whole stops at the task that timed out: the abandoned attempt runs no later task", async () => {
+  const calls: string[] = [];
+  const pipeline = new Pipeline({
+    name: "tasks-timeout",
+    stages: [stage("s", [
+      (n: number, ctx) => {
+        calls.push(`fetch ${ctx.attempt}`);
+        // The first attempt answers only once its signal aborts (the timeout), as a late reply would.
+        return ctx.attempt === 1
+          ? new Promise<number>((resolve) => ctx.signal.addEventListener("abort", () => resolve(n)))
+          : n;
+      },
+      (n: number, ctx) => {
+        calls.push(`write ${ctx.attempt}`);
+        return n;
+      },
+    ], { retryScope: "stage", timeoutMs: 5, maxRetries: 1, backoff: { initialDelayMs: 0 } })],
+  });
+  const metrics = await pipeline.run([0]);
+  assert.equal(metrics.totalCompleted, 1);
+  assert.equal(metrics.stageMetrics.s.retries, 1);
+  assert.deepEqual(
+    calls,
+    ["fetch 1", "fetch 2", "write 2"],
+    "the timed-out attempt went on to its second task after sluice had given up on it and retried",
+  );
+});
+
+test("events of a stage whose tasks are retried one by one count the item's attempts at the stage, as its dead letter does", async () => {
+  const events: string[] = [];
+  let failures = 0;
+  const pipeline = new Pipeline({
+    name: "task-events",
+    onEvent: (event) => {
+      if ("attempt" in event) events.push(`${event.type} ${event.attempt}`);
+    },
+    stages: [stage("s", [
+      (n: number) => n,
+      (n: number) => {
+        if (failures++ === 0) throw new Error("once");
+        return n;
+      },
+    ], { retryScope: "task", maxRetries: 1, backoff: { initialDelayMs: 0 } })],
+  });
+  await pipeline.run([0]);
+  // Task 1 took one attempt, task 2 two: three attempts at the stage, and "completed 3" says so.
+  assert.deepEqual(events, ["started 1", "started 2", "retry 2", "started 3", "completed 3"]);
+});

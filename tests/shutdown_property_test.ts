@@ -266,3 +266,31 @@ test(
     }
   },
 );
+
+test("a forced shutdown stops a sequence of tasks at the task it interrupted: no later task runs for the dead-lettered item", async () => {
+  const force = new AbortController();
+  const calls: string[] = [];
+  const pipeline = new Pipeline({
+    name: "tasks-force",
+    stages: [stage("s", [
+      (n: number, ctx) => {
+        calls.push("fetch");
+        queueMicrotask(() => force.abort(new Error("stop")));
+        // Answers once its signal aborts, as a late reply would.
+        return new Promise<number>((resolve) => ctx.signal.addEventListener("abort", () => resolve(n)));
+      },
+      (n: number) => {
+        calls.push("write");
+        return n;
+      },
+    ], { retryScope: "stage" })],
+  });
+  const metrics = await pipeline.run([0], { forceSignal: force.signal });
+  assert.equal(metrics.totalFailed, 1);
+  assert.equal(pipeline.deadLetters[0].error.name, "ShutdownError");
+  assert.deepEqual(
+    calls,
+    ["fetch"],
+    "the write ran after the forced shutdown, yet the item is dead-lettered for replay",
+  );
+});

@@ -1,7 +1,8 @@
 /**
  * Test helpers shared by the suite: promises resolved by hand, gates that
  * hold stage functions until the test lets them go, counting sources and a
- * logger that records what it is given. Nothing here waits on a clock.
+ * logger that records what it is given, a seeded PRNG, and a guard that turns
+ * a hang into a failure. Nothing here is used to wait on a clock.
  *
  * @module
  */
@@ -258,4 +259,43 @@ export function recordingSink<T>(): { sink: WritableStream<T>; written: T[]; clo
     },
   });
   return { sink, written, closed: () => closed };
+}
+
+/**
+ * Rejects if `promise` has not settled within `ms`: a safety net so that a
+ * broken library makes a test fail instead of hang. Never used to wait.
+ */
+export function guard<T>(promise: Promise<T>, what: string, ms = 3000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** mulberry32: a tiny seeded PRNG giving numbers in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seeded Fisher–Yates shuffle (returns a new array). */
+export function shuffle<T>(values: readonly T[], random: () => number): T[] {
+  const out = [...values];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** A real timer, only for features that are themselves time-based. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { backoffDelay, type BackoffOptions, ConfigError, Pipeline, type PipelineEvent, stage } from "../mod.ts";
-import { guard, mulberry32 } from "./_helpers_stage.ts";
+import { guard, mulberry32 } from "./_helpers.ts";
 
 const exact = (initialDelayMs: number, multiplier: number, maxDelayMs: number) => ({
   initialDelayMs,

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { batchStage, Pipeline, stage, type StageContext } from "../mod.ts";
-import { Counter, deferred, guard } from "./_helpers_stage.ts";
+import { Counter, deferred, guard } from "./_helpers.ts";
 
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -166,7 +166,7 @@ test("batchStage() keeps the results in input order when concurrent batches fini
     ],
   });
   const done = pipeline.run(range(6));
-  await guard(started.reach(3), "three batches started");
+  await guard(started.reaches(3), "three batches started");
   gates[2].resolve();
   gates[1].resolve();
   gates[0].resolve();

@@ -10,7 +10,7 @@ import {
   stage,
   type StageContext,
 } from "../mod.ts";
-import { Counter, deferred, guard } from "./_helpers_stage.ts";
+import { Counter, deferred, guard } from "./_helpers.ts";
 
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

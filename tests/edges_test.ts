@@ -27,7 +27,7 @@ import {
   ShutdownError,
   stage,
 } from "../mod.ts";
-import { deferred, guard } from "./_helpers_stage.ts";
+import { deferred, guard } from "./_helpers.ts";
 import { root, run, runtime } from "./fixtures/runtimes.ts";
 
 // ---------------------------------------------------------------------------

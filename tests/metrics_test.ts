@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PermanentError, Pipeline, type PipelineMetrics, stage, type StageContext } from "../mod.ts";
-import { Counter, type Deferred, deferred, delay, guard, mulberry32 } from "./_helpers_stage.ts";
+import { Counter, type Deferred, deferred, delay, guard, mulberry32 } from "./_helpers.ts";
 
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
 
@@ -176,7 +176,7 @@ test("getMetrics() during a run shows items in flight, the queue depth and the i
   });
   const done = pipeline.run(Array.from({ length: 10 }, (_, i) => i));
   try {
-    await guard(started.reach(2), "two items started");
+    await guard(started.reaches(2), "two items started");
     let live = pipeline.getMetrics();
     assert.equal(live.totalIngested, 10);
     assert.equal(live.totalCompleted, 0);
@@ -190,8 +190,8 @@ test("getMetrics() during a run shows items in flight, the queue depth and the i
     assert.equal(live.deadLetterCount, 0);
 
     gates[0].resolve();
-    await guard(recorded.reach(1), "item 0 reaching the next stage");
-    await guard(started.reach(3), "item 2 starting");
+    await guard(recorded.reaches(1), "item 0 reaching the next stage");
+    await guard(started.reaches(3), "item 2 starting");
     live = pipeline.getMetrics();
     assert.equal(live.stageMetrics.slow.succeeded, 1);
     assert.equal(live.stageMetrics.slow.inFlight, 2);

@@ -12,7 +12,7 @@ import {
   type StageContext,
   TimeoutError,
 } from "../mod.ts";
-import { Counter, type Deferred, deferred, delay, guard, mulberry32, shuffle } from "./_helpers_stage.ts";
+import { Counter, type Deferred, deferred, delay, guard, mulberry32, shuffle } from "./_helpers.ts";
 
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
 
@@ -612,12 +612,12 @@ test("stage() concurrency: a worker takes the next item as soon as it is free, k
     ],
   });
   const done = pipeline.run([0, 1, 2, 3, 4, 5]);
-  await guard(starts.reach(2), "two starts");
+  await guard(starts.reaches(2), "two starts");
   assert.equal(starts.count, 2);
   // Release one at a time; each release lets exactly one more item in.
   for (let next = 2; next < 6; next++) {
     gates[next - 2].resolve();
-    await guard(starts.reach(next + 1), `start ${next + 1}`);
+    await guard(starts.reaches(next + 1), `start ${next + 1}`);
     assert.equal(active, N);
     assert.equal(starts.count, next + 1);
   }
@@ -674,7 +674,7 @@ test("stage() keeps input order by default although items finish in random order
     ],
   });
   const done = pipeline.run(Array.from({ length: count }, (_, i) => i));
-  await guard(allStarted.reach(count), "all items started");
+  await guard(allStarted.reaches(count), "all items started");
   const order = shuffle(Array.from({ length: count }, (_, i) => i), mulberry32(42));
   assert.notDeepEqual(order, [...order].sort((a, b) => a - b), "the completion order really is shuffled");
   for (const i of order) {
@@ -724,11 +724,11 @@ test("stage() with ordered: false passes outputs on in completion order", async 
     ],
   });
   const done = pipeline.run(Array.from({ length: count }, (_, i) => i));
-  await guard(started.reach(count), "all items started");
+  await guard(started.reaches(count), "all items started");
   const order = [5, 2, 7, 0, 3, 6, 1, 4];
   for (let k = 0; k < order.length; k++) {
     gates[order[k]].resolve();
-    await guard(arrived.reach(k + 1), `output ${k + 1}`);
+    await guard(arrived.reaches(k + 1), `output ${k + 1}`);
     assert.equal(out[k], order[k], "an item leaves as soon as it is done");
   }
   await guard(done, "the run");
@@ -755,7 +755,7 @@ test("stage() with ordered: true holds a finished item until the ones before it 
     ],
   });
   const done = pipeline.run([0, 1]);
-  await guard(started.reach(2), "both started");
+  await guard(started.reaches(2), "both started");
   gates[1].resolve();
   await guard(finished1.promise, "item 1 finishing");
   assert.deepEqual(out, [], "item 1 waits for item 0");

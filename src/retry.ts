@@ -59,6 +59,9 @@ export type Outcome<T> =
 /**
  * Calls `call` until it succeeds, is out of retries, or fails for good.
  * `firstFailure` continues after a first attempt the caller already made.
+ * Events and logs number attempts from `attemptsBefore + 1` (the attempts
+ * an item already made at the stage, for tasks retried one by one); `ctx`
+ * and `retryIf` see this unit's own count.
  * @internal
  */
 export async function withRetries<T>(
@@ -66,6 +69,7 @@ export async function withRetries<T>(
   policy: RetryPolicy,
   call: (ctx: StageContext) => T | Promise<T>,
   firstFailure?: { readonly error: unknown; readonly durationMs: number },
+  attemptsBefore = 0,
 ): Promise<Outcome<T>> {
   let attempt = 1;
   let failure = firstFailure;
@@ -77,7 +81,7 @@ export async function withRetries<T>(
       }
       const delayMs = backoffDelay(policy.backoff, attempt);
       unit.counters.retries++;
-      announceRetry(unit, attempt, error, delayMs, durationMs);
+      announceRetry(unit, attemptsBefore + attempt, error, delayMs, durationMs);
       try {
         await backoffSleep(unit, delayMs);
       } catch (shutdown) {
@@ -86,7 +90,7 @@ export async function withRetries<T>(
       attempt++;
     }
     const startedAt = performance.now();
-    announceStart(unit, attempt);
+    announceStart(unit, attemptsBefore + attempt);
     try {
       const value = await runAttempt(unit.run, unit.stage, unit, attempt, policy.timeoutMs, call);
       return { ok: true, value, attempts: attempt };

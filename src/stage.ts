@@ -244,7 +244,13 @@ export function retryPolicy(options: {
 
 async function runTasks(tasks: readonly Task[], input: unknown, ctx: StageContext): Promise<unknown> {
   let value = input;
-  for (const task of tasks) value = await task(value, ctx);
+  for (const [index, task] of tasks.entries()) {
+    // Once the attempt has timed out or been interrupted, sluice no longer
+    // waits for it: the later tasks must not run (their side effects would
+    // happen for an attempt already retried, or an item already dead-lettered).
+    if (index > 0 && ctx.signal.aborted) throw ctx.signal.reason;
+    value = await task(value, ctx);
+  }
   return value;
 }
 
@@ -257,7 +263,7 @@ async function runTasksRetryingEach(
   let value = input;
   let attempts = 0;
   for (const task of tasks) {
-    const outcome = await withRetries(unit, policy, (ctx) => task(value, ctx));
+    const outcome = await withRetries(unit, policy, (ctx) => task(value, ctx), undefined, attempts);
     attempts += outcome.attempts;
     if (!outcome.ok) return { ok: false, error: outcome.error, attempts };
     value = outcome.value;

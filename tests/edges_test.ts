@@ -27,34 +27,11 @@ import {
   ShutdownError,
   stage,
 } from "../mod.ts";
-import { deferred, guard } from "./_helpers.ts";
+import { deferred, Gate, guard, range } from "./_helpers.ts";
 import { root, run, runtime } from "./fixtures/runtimes.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers.
-
-/** Holds calls until the test releases them, in arrival order. */
-class Gate<T> {
-  readonly #held: { value: T; release: () => void }[] = [];
-  readonly #takers: ((held: { value: T; release: () => void }) => void)[] = [];
-  entered = 0;
-
-  enter(value: T): Promise<void> {
-    this.entered++;
-    return new Promise((release) => {
-      const held = { value, release: () => release() };
-      const taker = this.#takers.shift();
-      if (taker) taker(held);
-      else this.#held.push(held);
-    });
-  }
-
-  next(): Promise<{ value: T; release: () => void }> {
-    const held = this.#held.shift();
-    if (held) return Promise.resolve(held);
-    return new Promise((resolve) => this.#takers.push(resolve));
-  }
-}
 
 /** Checks the end-of-run contract: everything ingested completed or was dead-lettered. */
 function assertConserved(metrics: PipelineMetrics, what = "metrics"): void {
@@ -70,8 +47,6 @@ function assertConserved(metrics: PipelineMetrics, what = "metrics"): void {
     assert.equal(stageMetrics.queueDepth, 0, `${what}: stage ${name} has nothing queued`);
   }
 }
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 // ---------------------------------------------------------------------------
 // A source that throws on its first, a middle and its last item.

@@ -430,6 +430,18 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
   const obs = new Observations(c.stages.length);
   const S = c.stages.length;
 
+  // Live metrics, checked every few calls and events while the run goes on.
+  let liveCheck: (() => void) | undefined;
+  let hooksSeen = 0;
+  const live = () => {
+    if (++hooksSeen % 32 === 0) liveCheck?.();
+  };
+  // Backpressure: items read and not finished stay within what the stages hold (queue + workers each),
+  // plus the recorder's, plus what stream() keeps between the last stage and its reader.
+  const inFlightBound = c.stages.reduce(
+    (sum, st) => sum + (st.queueSize ?? c.queueSize) + st.concurrency * st.batchSize,
+    c.queueSize + 1 + 8,
+  );
   const enter = (s: number, ids: number[], ctx: StageContext, task = 0): RunningAttempt => {
     obs.calls++;
     const signal = ctx.signal;
@@ -441,6 +453,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     const entry: RunningAttempt = { stage: s, ids, attempt: ctx.attempt, task, signal };
     obs.running.add(entry);
     if (ctx.attempt === 1 && task === 0) obs.firstAttempts[s].push(...ids);
+    live();
     hooks.onCall?.(s, ctx);
     return entry;
   };
@@ -655,6 +668,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
       ? {
         onEvent: (event: PipelineEvent) => {
           obs.events.push(event);
+          live();
           hooks.onEvent?.(event);
         },
       }
@@ -662,6 +676,27 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     ...(c.customIds ? { id: (input: { src: number }) => idOf(c, input.src) } : {}),
     ...(c.logger ? { logger: { debug() {}, info() {}, warn() {}, error() {} } } : {}),
   }) as unknown as Pipeline<readonly never[]>;
+  liveCheck = () => {
+    const m = pipeline.getMetrics();
+    const problem = (message: string) => obs.violations.push(`while running: ${message}`);
+    if (m.itemsInFlight < 0) problem(`itemsInFlight ${m.itemsInFlight}`);
+    if (m.itemsInFlight > inFlightBound) {
+      problem(
+        `${m.itemsInFlight} items read and not finished; the stages' queues and workers hold at most ${inFlightBound}`,
+      );
+    }
+    for (const [s, st] of [...c.stages, undefined].entries()) {
+      const name = st ? stageName(s) : RECORD;
+      const sm = m.stageMetrics[name];
+      const concurrency = st ? st.concurrency : 1;
+      const batchSize = st ? st.batchSize : 1;
+      const queueSize = st?.queueSize ?? c.queueSize;
+      if (sm.inFlight < 0 || sm.inFlight > concurrency * batchSize) problem(`${name}: inFlight ${sm.inFlight}`);
+      if (sm.queueDepth < 0 || sm.queueDepth > queueSize + concurrency * batchSize) {
+        if (!(s === 0 && c.badIds)) problem(`${name}: queueDepth ${sm.queueDepth}`);
+      }
+    }
+  };
 
   const source = (count: number): Source<unknown> => {
     const next = (): IteratorResult<unknown> => {

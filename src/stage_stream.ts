@@ -136,7 +136,7 @@ export class StageEngine {
     const timestamp = Math.floor(now + this.#epochOffset);
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
-        this.#toOutbox(envelope); // failures keep moving; order matters only for results
+        this.#outbox.push(envelope); // failures keep moving; order matters only for results
         continue;
       }
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
@@ -393,10 +393,6 @@ export class StageEngine {
     this.#scheduleFlush();
   }
 
-  #toOutbox(envelope: Envelope): void {
-    this.#outbox.push(envelope);
-  }
-
   /**
    * Moves the outbox on once the burst of completions that filled it is
    * over: while it keeps growing (more results arriving in the same tick)
@@ -426,16 +422,11 @@ export class StageEngine {
       const room = this.#next.take(Math.min(this.#outbox.length, MAX_CHUNK));
       if (room === 0) return this.#waitForRoom(this.#outbox.length);
       const chunk = this.#outbox.take(room);
-      this.#moved(chunk);
+      this.#held -= room;
+      this.capacity.release(room); // wakes this stage's producer if it waits for room
       this.#deliver!(chunk);
     }
     this.#checkDrained();
-  }
-
-  /** Bookkeeping for envelopes leaving the stage. */
-  #moved(chunk: Chunk): void {
-    this.#held -= chunk.length;
-    this.capacity.release(chunk.length);
   }
 
   /** Waits until the next stage has room for a good share of what is ready. */

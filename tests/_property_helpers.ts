@@ -5,15 +5,22 @@
  * a harness that builds the pipeline and records what its stage functions
  * saw, and an oracle that derives from the schedule what sluice must report.
  *
- * The schedule says, for each item and stage, what each attempt does:
- * succeed (sync, async, after a short timer, or returning `undefined`), throw
- * synchronously, reject, throw a `PermanentError`, or hang until its
- * `ctx.signal` aborts (only on stages with `timeoutMs`). Attempt `a` follows
+ * The schedule says, for each item and stage (and task, for a stage of two
+ * tasks), what each attempt does: succeed (sync, async, after a short timer
+ * — never where a timeout runs, since which of two expired timers wins is up
+ * to the event loop — or returning `undefined`), throw synchronously, reject,
+ * reject with an error a custom `retryIf` refuses, throw a `PermanentError`,
+ * return a batch result of the wrong length, or hang until its `ctx.signal`
+ * aborts (only on stages with `timeoutMs`). Attempt `a` follows
  * `script[a - 1]`, and the script's last entry repeats. A batch attempt does
  * what the first failing behaviour among its items says (the batch fails as a
  * unit), and succeeds only when every item's behaviour succeeds. Batch
  * compositions depend on timing, so the oracle takes them from what the batch
  * functions saw and checks them for shape (size, order, each item once).
+ *
+ * Problems found are plain lines; those of a known sluice bug start with a
+ * `[tag]` so that `SLUICE_PROPERTY_KNOWN` can set them aside while it is
+ * fixed (see `withoutKnown`).
  *
  * Every value a stage returns is a fresh object, and the next stage checks
  * that it receives exactly that object: a result from a timed-out or

@@ -3,23 +3,29 @@
  * schedules of tests/property_test.ts, run with `run(source, { signal,
  * forceSignal })` and aborted at a random moment — before the run, right
  * after `run()` is called, from inside the source after it handed out item
- * k, on the k-th `queued` event, from inside the first stage's k-th call, or
- * once the last item is queued — sometimes over an endless source, and
- * sometimes forced a while after (a second abort during the drain).
+ * k, on the k-th `queued` event, from inside the first stage's k-th call, once
+ * the last item is queued, or after a few milliseconds — sometimes over an
+ * endless source, and sometimes forced (at the same moment, on the j-th event
+ * or call after it, a few milliseconds after it, or with the force signal
+ * alone).
  *
  * After every run: `run` resolved; ingested = completed + failed; every
  * ingested item is an output or a dead letter exactly once, with the outcome
- * its schedule implies (a graceful stop changes no outcome); nothing was read
- * from the source after the abort; and after a forced shutdown every attempt
- * in flight saw `ctx.signal` abort with a ShutdownError, its items were
- * dead-lettered with that reason, and no stage function was called again.
+ * its schedule implies (a graceful stop changes no outcome; a forced one may
+ * only turn an outcome into a ShutdownError where the schedule allows);
+ * nothing was read from the source after the abort and nothing it handed out
+ * was dropped; after a forced shutdown every attempt in flight saw
+ * `ctx.signal` abort with a ShutdownError, its items were dead-lettered with
+ * that reason after the attempts they had made, and no stage function was
+ * called again; and a second run of the same pipeline is unaffected.
  *
- * A child process (tests/fixtures/shutdown_child.ts) runs a few such aborted
- * runs with long timers and returns from its main module: it must exit on its
- * own, so no timer or handle is left behind.
+ * A child process (tests/fixtures/shutdown_child.ts) runs a dozen such
+ * aborted runs with minute-long timers and returns from its main module: it
+ * must exit on its own, so no timer or handle is left behind.
  *
- * SLUICE_PROPERTY_RUNS sets the number of cases (default 1000) and
- * SLUICE_PROPERTY_SEED replays a seed that fast-check printed.
+ * SLUICE_PROPERTY_RUNS, SLUICE_PROPERTY_SEED and SLUICE_PROPERTY_KNOWN work as
+ * in tests/property_test.ts. The regression tests at the end are failures the
+ * properties found, shrunk to deterministic cases.
  *
  * @module
  */

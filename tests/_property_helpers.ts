@@ -467,6 +467,15 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     }
     const entry: RunningAttempt = { stage: s, ids, attempt: ctx.attempt, task, signal };
     obs.running.add(entry);
+    // Never more attempts (batches, for a batch stage) at once than the stage's concurrency; attempts whose
+    // signal aborted are ones sluice has already given up on.
+    const concurrency = s === S ? 1 : c.stages[s].concurrency;
+    const running = [...obs.running].filter((other) => other.stage === s && !other.signal.aborted).length;
+    if (running > concurrency) {
+      obs.violations.push(
+        `${s === S ? RECORD : stageName(s)}: ${running} attempts at once, concurrency ${concurrency}`,
+      );
+    }
     if (ctx.attempt === 1 && task === 0) obs.firstAttempts[s].push(...ids);
     live();
     hooks.onCall?.(s, ctx);

@@ -1,0 +1,123 @@
+/**
+ * sluice through its public API only: `new Pipeline({ name, stages: [stage(...)…] })`
+ * and `pipeline.run(source)`, with metrics, an `onEvent` listener that counts
+ * every event, and the in-memory dead letter queue all on.
+ *
+ * `run()` keeps no outputs (the last stage is where a sluice pipeline writes
+ * its results), so a cheap synchronous sink is called inside the last stage,
+ * and a slow asynchronous sink is a stage of its own with concurrency 1.
+ *
+ * @module
+ */
+
+import { Pipeline, type PipelineEvent, type PipelineMetrics, type Stage, stage } from "../../mod.ts";
+import type { Contender, Job, Outcome } from "../lib/job.ts";
+
+type AnyStage = Stage<unknown, unknown>;
+
+/** Counts every event by type, as a cheap listener would. */
+class EventCounts {
+  queued = 0;
+  started = 0;
+  retry = 0;
+  completed = 0;
+  failed = 0;
+  deadLettered = 0;
+  readonly listener = (event: PipelineEvent): void => {
+    switch (event.type) {
+      case "queued":
+        this.queued++;
+        break;
+      case "started":
+        this.started++;
+        break;
+      case "retry":
+        this.retry++;
+        break;
+      case "completed":
+        this.completed++;
+        break;
+      case "failed":
+        this.failed++;
+        break;
+      case "dead-lettered":
+        this.deadLettered++;
+        break;
+    }
+  };
+}
+
+export const sluice: Contender = {
+  name: "sluice",
+  how: "new Pipeline({ stages: [stage(fn, { concurrency, ordered })…], onEvent }).run(source)",
+  async run(job: Job): Promise<Outcome> {
+    const retryOptions = job.maxRetries === undefined ? {} : {
+      maxRetries: job.maxRetries,
+      backoff: { initialDelayMs: 0 },
+    };
+    const options = { concurrency: job.concurrency, ordered: job.ordered, ...retryOptions };
+    const last = job.fns.length - 1;
+    const sink = job.sink;
+    const stages: [AnyStage, ...AnyStage[]] = [
+      stageFor(job, 0, options),
+      ...job.fns.slice(1).map((_, i) => stageFor(job, i + 1, options)),
+    ];
+    if (sink.kind === "async") stages.push(stage("sink", (value: unknown) => sink.write(value)));
+    else if (last < 0) throw new Error("a sluice pipeline needs at least one stage");
+
+    const events = new EventCounts();
+    const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener });
+    const metrics = await pipeline.run(job.source());
+    check(metrics, events, pipeline.deadLetters.length);
+    let retries = 0;
+    for (const name in metrics.stageMetrics) retries += metrics.stageMetrics[name].retries;
+    return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
+  },
+};
+
+function stageFor(
+  job: Job,
+  index: number,
+  options: { concurrency: number; ordered: boolean; maxRetries?: number; backoff?: { initialDelayMs: number } },
+): AnyStage {
+  const fn = job.fns[index];
+  const sink = job.sink;
+  const name = `s${index + 1}`;
+  if (index === job.fns.length - 1 && sink.kind === "sync") {
+    return stage(name, async (value: unknown, ctx) => {
+      const output = await fn(value, ctx.attempt);
+      sink.write(output);
+      return output;
+    }, options);
+  }
+  return stage(name, (value: unknown, ctx) => fn(value, ctx.attempt), options);
+}
+
+/** The conservation invariant, and the events agreeing with the metrics. Throws if anything is off. */
+function check(metrics: PipelineMetrics, events: EventCounts, deadLetters: number): void {
+  const fail = (what: string) => {
+    throw new Error(`sluice: ${what}; metrics ${JSON.stringify(metrics)}; events ${JSON.stringify(events)}`);
+  };
+  if (metrics.totalIngested !== metrics.totalCompleted + metrics.totalFailed) {
+    fail("ingested !== completed + failed");
+  }
+  if (metrics.itemsInFlight !== 0) fail("items still in flight after run()");
+  if (metrics.deadLetterCount !== metrics.totalFailed) fail("deadLetterCount !== totalFailed");
+  if (deadLetters !== metrics.deadLetterCount) fail(`pipeline.deadLetters holds ${deadLetters}`);
+  let succeeded = 0, failed = 0, retries = 0, processed = 0;
+  for (const name in metrics.stageMetrics) {
+    const stageMetrics = metrics.stageMetrics[name];
+    succeeded += stageMetrics.succeeded;
+    failed += stageMetrics.failed;
+    retries += stageMetrics.retries;
+    processed += stageMetrics.processed;
+    if (stageMetrics.inFlight !== 0 || stageMetrics.queueDepth !== 0) fail(`stage ${name} not empty after run()`);
+  }
+  if (failed !== metrics.totalFailed) fail("stage failures do not add up to totalFailed");
+  if (events.completed !== succeeded) fail("completed events !== stage successes");
+  if (events.failed !== failed) fail("failed events !== stage failures");
+  if (events.retry !== retries) fail("retry events !== stage retries");
+  if (events.deadLettered !== metrics.deadLetterCount) fail("dead-lettered events !== deadLetterCount");
+  if (events.queued !== processed) fail("queued events !== items processed by the stages");
+  if (events.started !== processed + retries) fail("started events !== attempts");
+}

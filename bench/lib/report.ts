@@ -1,0 +1,247 @@
+/**
+ * Results: `bench/results/<runtime>.json` (everything, samples included) and
+ * `bench/results/<runtime>.md` (the tables the README shows), plus the same
+ * markdown on stdout. A run of some cases only (`--case`) replaces those
+ * cases in the existing files and keeps the others, each with its own date
+ * and commit.
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { CaseKind } from "../cases.ts";
+import type { Machine } from "./runtime.ts";
+import { format } from "./harness.ts";
+
+export interface Row {
+  readonly contender: string;
+  readonly how: string;
+  /** Throughput cases: items per measured run (the case's N unless the time budget cut it). */
+  readonly n?: number;
+  /** Throughput cases: median items/s. */
+  readonly itemsPerSecond?: number;
+  /** Throughput cases: this contender's items/s ÷ sluice's (above 1: faster than sluice). */
+  readonly ratioToSluice?: number;
+  readonly samples?: readonly number[];
+  /** Memory case: why the child gave no result. */
+  readonly error?: string;
+  /** Memory case, MiB. */
+  readonly peakRssAboveBaselineMiB?: number;
+  readonly baselineRssMiB?: number;
+  readonly osMaxRssMiB?: number;
+  readonly seconds?: number;
+  /** Latency case, ms. */
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly maxMs?: number;
+  readonly addedP50PerStageMs?: number;
+  readonly addedP99PerStageMs?: number;
+}
+
+export interface CaseReport {
+  readonly id: number;
+  readonly title: string;
+  readonly kind: CaseKind;
+  readonly date: string;
+  readonly commit: string;
+  /** A hash of mod.ts and src/ as loaded (tells runs on a dirty working tree apart). */
+  readonly source: string;
+  readonly n: number;
+  readonly rounds: number;
+  readonly warmup: number;
+  /** The 1-minute load average when the case started and ended: other work on the machine skews timings. */
+  readonly loadAverage: { readonly before: number; readonly after: number };
+  readonly rows: readonly Row[];
+  readonly baseline?: Row;
+  readonly excluded?: Readonly<Record<string, string>>;
+  readonly notes: readonly string[];
+}
+
+export interface Report {
+  readonly runtime: string;
+  readonly runtimeVersion: string;
+  readonly machine: Machine;
+  readonly date: string;
+  readonly commit: string;
+  readonly mode: "full" | "quick";
+  readonly command: string;
+  readonly libraries: Readonly<Record<string, string>>;
+  readonly cases: readonly CaseReport[];
+}
+
+export interface Target {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+/** The issue's targets that the report's cases can answer. Reported, never asserted. */
+export function targets(report: Report): Target[] {
+  const out: Target[] = [];
+  const byCase = new Map(report.cases.map((c) => [c.id, c]));
+  const row = (id: number, name: string) => byCase.get(id)?.rows.find((r) => r.contender === name);
+  const ratio = (id: number, name: string) => {
+    const sluice = row(id, "sluice")?.itemsPerSecond, other = row(id, name)?.itemsPerSecond;
+    return sluice !== undefined && other !== undefined ? sluice / other : undefined;
+  };
+  /** Says so when the contender compared with ran fewer items than the case's N (time budget). */
+  const caveat = (id: number, name: string) => {
+    const n = row(id, name)?.n, caseN = byCase.get(id)?.n;
+    return n !== undefined && caseN !== undefined && n < caseN
+      ? ` (${name} ran ${n.toLocaleString("en-US")} items)`
+      : "";
+  };
+  const push = (target: string, value: number | undefined, ok: (v: number) => boolean, unit: string, note = "") => {
+    if (value !== undefined && Number.isFinite(value)) {
+      out.push({ target, measured: `${value.toFixed(unit === "x" ? 3 : 2)}${unit}${note}`, met: ok(value) });
+    }
+  };
+  push("case 1: sluice ≥ 0.5x p-map", ratio(1, "p_map"), (v) => v >= 0.5, "x", caveat(1, "p_map"));
+  push("case 1: sluice ≥ 10x Effect", ratio(1, "effect"), (v) => v >= 10, "x", caveat(1, "effect"));
+  push("case 4: sluice ≥ 10x Effect", ratio(4, "effect"), (v) => v >= 10, "x", caveat(4, "effect"));
+  push("case 3: sluice ≥ 0.95x worker pool", ratio(3, "worker_pool"), (v) => v >= 0.95, "x");
+  push(
+    "case 5: sluice peak RSS growth ≤ 50 MB",
+    row(5, "sluice")?.peakRssAboveBaselineMiB,
+    (v) => v * 1.048576 <= 50,
+    " MiB",
+  );
+  push("case 6: sluice p99 added latency ≤ 1 ms per stage", row(6, "sluice")?.addedP99PerStageMs, (v) => v <= 1, " ms");
+  return out;
+}
+
+export function libraryVersions(): Record<string, string> {
+  const versions: Record<string, string> = {};
+  for (const name of ["effect", "p-map"]) {
+    try {
+      const url = new URL(`../../node_modules/${name}/package.json`, import.meta.url);
+      versions[name] = (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
+    } catch {
+      versions[name] = "unknown";
+    }
+  }
+  return versions;
+}
+
+/** Replaces `fresh`'s cases in the report at `path` (if it is from the same runtime and mode) and returns the merge. */
+export function merge(path: string, fresh: Report): Report {
+  if (!existsSync(path)) return fresh;
+  let old: Report;
+  try {
+    old = JSON.parse(readFileSync(path, "utf8")) as Report;
+  } catch {
+    return fresh;
+  }
+  if (old.runtime !== fresh.runtime || old.mode !== fresh.mode) return fresh;
+  const ids = new Set(fresh.cases.map((c) => c.id));
+  const cases = [...old.cases.filter((c) => !ids.has(c.id)), ...fresh.cases].sort((a, b) => a.id - b.id);
+  return { ...fresh, cases };
+}
+
+export function write(dir: string, report: Report): { json: string; md: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, `${report.runtime}.json`);
+  const md = join(dir, `${report.runtime}.md`);
+  mkdirSync(dirname(json), { recursive: true });
+  writeFileSync(json, JSON.stringify({ ...report, targets: targets(report) }, null, 2) + "\n");
+  writeFileSync(md, markdown(report));
+  return { json, md };
+}
+
+const num = (value: number | undefined, digits = 3) => (value === undefined ? "–" : value.toFixed(digits));
+const ratio = (value: number | undefined) => (value === undefined ? "–" : `${value.toFixed(value >= 10 ? 1 : 2)}x`);
+
+export function markdown(report: Report): string {
+  const lines: string[] = [];
+  const m = report.machine;
+  lines.push(
+    `# sluice benchmarks: ${report.runtime}${report.mode === "quick" ? " (--quick: tiny N, not results)" : ""}`,
+  );
+  lines.push("");
+  lines.push(`- Runtime: ${report.runtimeVersion}`);
+  lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`);
+  lines.push(`- Date: ${report.date}, commit ${report.commit}`);
+  lines.push(`- Contenders: ${Object.entries(report.libraries).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  lines.push(`- Command: \`${report.command}\``);
+  lines.push("");
+  lines.push(
+    "Ratio to sluice = the contender's items/s ÷ sluice's items/s in the same process (above 1x: faster than sluice).",
+  );
+  for (const c of report.cases) {
+    lines.push("");
+    lines.push(`## Case ${c.id}: ${c.title}`);
+    lines.push("");
+    const sizes = c.kind === "memory"
+      ? `N = ${c.n.toLocaleString("en-US")}, one fresh child process per contender`
+      : `N = ${c.n.toLocaleString("en-US")} per run, ${c.rounds} interleaved round${c.rounds === 1 ? "" : "s"} ` +
+        `after a warm-up of ${c.warmup.toLocaleString("en-US")}`;
+    lines.push(
+      `${sizes}; ${c.date}, commit ${c.commit} (src hash ${c.source}); load average ${c.loadAverage.before} → ${c.loadAverage.after} ` +
+        `on ${m.cores} cores${
+          Math.max(c.loadAverage.before, c.loadAverage.after) > m.cores / 2 ? " (busy machine: timings are noisy)" : ""
+        }.`,
+    );
+    lines.push("");
+    if (c.kind === "throughput") {
+      lines.push("| contender | items/s (median) | ratio to sluice | items per run | rounds (items/s) |");
+      lines.push("| --- | ---: | ---: | ---: | --- |");
+      for (const r of c.rows) {
+        const n = r.n ?? c.n;
+        lines.push(
+          `| ${r.contender} | ${format(r.itemsPerSecond!)} | ${ratio(r.ratioToSluice)} | ${n.toLocaleString("en-US")}${
+            n < c.n ? " (budget)" : ""
+          } | ${(r.samples ?? []).map(format).join(", ")} |`,
+        );
+      }
+    } else if (c.kind === "memory") {
+      lines.push("| contender | peak RSS above baseline | baseline RSS | items/s | seconds |");
+      lines.push("| --- | ---: | ---: | ---: | ---: |");
+      for (const r of c.rows) {
+        if (r.error) {
+          lines.push(`| ${r.contender} | no result: ${r.error} | – | – | – |`);
+          continue;
+        }
+        lines.push(
+          `| ${r.contender} | ${num(r.peakRssAboveBaselineMiB, 1)} MiB | ${num(r.baselineRssMiB, 1)} MiB | ${
+            format(r.itemsPerSecond!)
+          } | ${num(r.seconds, 1)} |`,
+        );
+      }
+    } else {
+      lines.push("| contender | p50 | p99 | max | added p50 / stage | added p99 / stage |");
+      lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+      for (const r of [...(c.baseline ? [c.baseline] : []), ...c.rows]) {
+        lines.push(
+          `| ${r.contender} | ${num(r.p50Ms)} ms | ${num(r.p99Ms)} ms | ${num(r.maxMs)} ms | ${
+            r.addedP50PerStageMs === undefined ? "–" : `${num(r.addedP50PerStageMs)} ms`
+          } | ${r.addedP99PerStageMs === undefined ? "–" : `${num(r.addedP99PerStageMs)} ms`} |`,
+        );
+      }
+    }
+    lines.push("");
+    for (const [name, why] of Object.entries(c.excluded ?? {})) lines.push(`- Not run: ${name}: ${why}`);
+    for (const note of c.notes) lines.push(`- ${note}`);
+  }
+  const met = targets(report);
+  if (met.length > 0) {
+    lines.push("");
+    lines.push("## Targets of issue #4 (reported, not asserted)");
+    lines.push("");
+    lines.push("| target | measured | met |");
+    lines.push("| --- | ---: | :---: |");
+    for (const t of met) lines.push(`| ${t.target} | ${t.measured} | ${t.met ? "yes" : "no"} |`);
+  }
+  lines.push("");
+  lines.push("## How each contender runs the job");
+  lines.push("");
+  const seen = new Set<string>();
+  for (const c of report.cases) {
+    for (const r of c.rows) {
+      if (seen.has(r.contender)) continue;
+      seen.add(r.contender);
+      lines.push(`- ${r.contender}: \`${r.how}\``);
+    }
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,295 @@
+/**
+ * sluice's benchmark suite (issue #4): the same work through sluice, a naive
+ * chain of `TransformStream`s, p-map, Effect's `Stream`, Node's
+ * `Readable.prototype.map` and a plain `for await` loop, in one process,
+ * interleaved after a warm-up; median items/s and the ratio to sluice.
+ *
+ * Runs unchanged on the three runtimes:
+ *
+ *   node --import tsx bench/main.ts      (npm run bench)
+ *   npx deno run -A bench/main.ts
+ *   npx bun bench/main.ts
+ *
+ * Options:
+ *   --quick        tiny N, one round, every contender, every case (CI: the suite cannot rot);
+ *                  writes bench/results/quick/<runtime>.{json,md}
+ *   --case <n>     run only case n (repeatable, or a comma list); the other cases in the
+ *                  results files are kept
+ *   --rounds <n>   measured rounds per case instead of the case's own
+ *   --n <n>        items per run instead of the case's own (for exploring; the report records it)
+ *   --contenders a,b   only these contenders (and sluice, the yardstick)
+ *   --budget <s>   seconds a measured throughput run may take (default 20; 0: no limit); a contender whose
+ *                  warm-up rate says N would take longer runs fewer items, and the report says so
+ *   --no-write     print the table only
+ *   --render       run nothing: rewrite results/<runtime>.md (and the targets in the JSON) from results/<runtime>.json
+ *
+ * Results: bench/results/<runtime>.json and bench/results/<runtime>.md, and the
+ * table on stdout. Nothing here asserts a timing; a wrong result fails the run.
+ *
+ * @module
+ */
+
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { type BenchCase, cases } from "./cases.ts";
+import { effect } from "./contenders/effect.ts";
+import { forAwait } from "./contenders/for_await.ts";
+import { naiveStreams } from "./contenders/naive_streams.ts";
+import { nodeReadable } from "./contenders/node_readable.ts";
+import { pMapContender } from "./contenders/p_map.ts";
+import { sluice } from "./contenders/sluice.ts";
+import { workerPool } from "./contenders/worker_pool.ts";
+import { measureLatency, measureThroughput } from "./lib/harness.ts";
+import type { Contender } from "./lib/job.ts";
+import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
+import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
+import { gitCommit, machine, rss, runtimeName, runtimeVersion, sourceHash } from "./lib/runtime.ts";
+
+/** The library code this process loaded (the working tree may change while the suite runs). */
+const SOURCE = sourceHash();
+
+const CONTENDERS: Readonly<Record<string, Contender>> = Object.fromEntries(
+  [sluice, naiveStreams, pMapContender, effect, nodeReadable, forAwait, workerPool].map((c) => [c.name, c]),
+);
+/** Seconds one measured throughput run may take before its contender gets fewer items (0: no limit). */
+const DEFAULT_BUDGET = 20;
+const SCRIPT = fileURLToPath(import.meta.url);
+const RESULTS = fileURLToPath(new URL("./results/", import.meta.url));
+
+interface Args {
+  quick: boolean;
+  cases: number[];
+  rounds: number | undefined;
+  write: boolean;
+  childMemory: string | undefined;
+  n: number | undefined;
+  only: string[];
+  budget: number;
+  render: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = {
+    quick: false,
+    cases: [],
+    rounds: undefined,
+    write: true,
+    childMemory: undefined,
+    n: undefined,
+    only: [],
+    budget: DEFAULT_BUDGET,
+    render: false,
+  };
+  const value = (i: number, flag: string) => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value`);
+    return v;
+  };
+  const integer = (text: string, flag: string) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} takes a positive integer; got ${JSON.stringify(text)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--quick") args.quick = true;
+    else if (arg === "--no-write") args.write = false;
+    else if (arg === "--render") args.render = true;
+    else if (arg === "--case") {
+      for (const part of value(i++, arg).split(",")) args.cases.push(integer(part, arg));
+    } else if (arg === "--rounds") args.rounds = integer(value(i++, arg), arg);
+    else if (arg === "--child-memory") args.childMemory = value(i++, arg);
+    else if (arg === "--budget") {
+      args.budget = Number(value(i++, arg));
+      if (!(args.budget >= 0)) throw new Error(`--budget takes seconds, 0 or more; got ${argv[i]}`);
+    } else if (arg === "--n") args.n = integer(value(i++, arg), arg);
+    else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map((name) => contender(name).name));
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; see the options at the top of bench/main.ts`);
+  }
+  return args;
+}
+
+function contender(name: string): Contender {
+  const found = CONTENDERS[name];
+  if (!found) throw new Error(`no contender ${JSON.stringify(name)}`);
+  return found;
+}
+
+const log = (line: string) => console.log(line);
+
+async function runCase(benchCase: BenchCase, args: Args, commit: string): Promise<CaseReport> {
+  const size = { ...(args.quick ? benchCase.quick : benchCase.full) };
+  if (args.rounds !== undefined) size.rounds = args.rounds;
+  if (args.n !== undefined) size.n = args.n;
+  const names = args.only.length === 0
+    ? benchCase.contenders
+    : benchCase.contenders.filter((name) => name === "sluice" || args.only.includes(name));
+  const contenders = names.map(contender);
+  log(`\n== case ${benchCase.id}: ${benchCase.title} (N = ${size.n.toLocaleString("en-US")})`);
+  const started = performance.now();
+  const loadBefore = os.loadavg()[0];
+  const notes = [...benchCase.notes];
+  let rows: Row[];
+  let baseline: Row | undefined;
+  if (benchCase.kind === "throughput") {
+    const results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
+    const sluiceRate = results.find((r) => r.contender === "sluice")!.itemsPerSecond;
+    for (const r of results) {
+      if (r.n < size.n) {
+        notes.push(
+          `${r.contender} ran ${r.n.toLocaleString("en-US")} items per run, not ${
+            size.n.toLocaleString("en-US")
+          }: at its ` +
+            `warm-up rate a run would have taken over the ${args.budget} s budget (--budget). Its items/s is over fewer items.`,
+        );
+      }
+    }
+    rows = results.map((r) => ({
+      contender: r.contender,
+      how: contender(r.contender).how,
+      n: r.n,
+      itemsPerSecond: r.itemsPerSecond,
+      ratioToSluice: r.itemsPerSecond / sluiceRate,
+      samples: r.samples,
+    }));
+  } else if (benchCase.kind === "memory") {
+    const results = await measureMemory(benchCase, contenders, size, SCRIPT, log);
+    for (const r of results) {
+      if (r.error) notes.push(`${r.contender} gave no result: ${r.error}.`);
+      else if (r.source !== SOURCE) {
+        notes.push(`${r.contender}'s child process loaded different library code (src hash ${r.source}).`);
+      }
+    }
+    rows = results.map((r) => ({
+      contender: r.contender,
+      how: contender(r.contender).how,
+      ...(r.error ? { error: r.error } : {}),
+      peakRssAboveBaselineMiB: mib(r.peakRss - r.baselineRss),
+      baselineRssMiB: mib(r.baselineRss),
+      osMaxRssMiB: r.maxRss === undefined ? undefined : mib(r.maxRss),
+      itemsPerSecond: r.itemsPerSecond,
+      seconds: r.seconds,
+    }));
+  } else {
+    const { baseline: base, results } = await measureLatency(benchCase, contenders, forAwait, size, log);
+    baseline = {
+      contender: "baseline (no stages)",
+      how: "for await straight from the trickle source to the sink",
+      p50Ms: base.p50Ms,
+      p99Ms: base.p99Ms,
+      maxMs: base.maxMs,
+      samples: base.samples,
+    };
+    rows = results.map((r) => ({
+      contender: r.contender,
+      how: contender(r.contender).how,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      maxMs: r.maxMs,
+      addedP50PerStageMs: (r.p50Ms - base.p50Ms) / benchCase.stages,
+      addedP99PerStageMs: (r.p99Ms - base.p99Ms) / benchCase.stages,
+      samples: r.samples,
+    }));
+  }
+  const loadAfter = os.loadavg()[0];
+  log(
+    `  (${((performance.now() - started) / 1000).toFixed(1)} s; load average ${loadBefore.toFixed(2)} → ${
+      loadAfter.toFixed(2)
+    })`,
+  );
+  return {
+    id: benchCase.id,
+    title: benchCase.title,
+    kind: benchCase.kind,
+    date: new Date().toISOString(),
+    commit,
+    source: SOURCE,
+    n: size.n,
+    rounds: size.rounds,
+    warmup: size.warmup,
+    loadAverage: { before: round2(loadBefore), after: round2(loadAfter) },
+    rows,
+    ...(baseline ? { baseline } : {}),
+    ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
+    notes,
+  };
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+function commandLine(args: Args): string {
+  const base = runtimeName === "node"
+    ? "node --import tsx bench/main.ts"
+    : runtimeName === "deno"
+    ? "deno run -A bench/main.ts"
+    : "bun bench/main.ts";
+  const flags = [
+    ...(args.quick ? ["--quick"] : []),
+    ...args.cases.flatMap((id) => ["--case", String(id)]),
+    ...(args.rounds !== undefined ? ["--rounds", String(args.rounds)] : []),
+    ...(args.n !== undefined ? ["--n", String(args.n)] : []),
+    ...(args.only.length > 0 ? ["--contenders", args.only.join(",")] : []),
+    ...(args.budget !== DEFAULT_BUDGET ? ["--budget", String(args.budget)] : []),
+  ];
+  return [base, ...flags].join(" ");
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const table = cases(rss);
+  if (args.childMemory !== undefined) {
+    const benchCase = table.find((c) => c.id === args.cases[0] && c.kind === "memory");
+    if (!benchCase || args.n === undefined) throw new Error("--child-memory needs --case <memory case> and --n");
+    await memoryChild(benchCase, contender(args.childMemory), args.n);
+    return;
+  }
+  if (args.render) {
+    const dir = args.quick ? `${RESULTS}quick/` : RESULTS;
+    const report = JSON.parse(readFileSync(`${dir}${runtimeName}.json`, "utf8")) as Report;
+    const { json, md } = write(dir, report);
+    log(markdown(report));
+    log(`rewrote ${json} and ${md}`);
+    return;
+  }
+  for (const id of args.cases) {
+    if (!table.some((c) => c.id === id)) throw new Error(`no case ${id}; the cases are 1 to ${table.length}`);
+  }
+  const selected = args.cases.length > 0 ? table.filter((c) => args.cases.includes(c.id)) : table;
+  const commit = gitCommit();
+  log(`sluice bench: ${runtimeVersion()}, ${args.quick ? "quick" : "full"} run, commit ${commit}, src hash ${SOURCE}`);
+  const started = performance.now();
+  const reports: CaseReport[] = [];
+  for (const benchCase of selected) reports.push(await runCase(benchCase, args, commit));
+
+  let report: Report = {
+    runtime: runtimeName,
+    runtimeVersion: runtimeVersion(),
+    machine: machine(),
+    date: new Date().toISOString(),
+    commit,
+    mode: args.quick ? "quick" : "full",
+    command: commandLine(args),
+    libraries: libraryVersions(),
+    cases: reports,
+  };
+  const dir = args.quick ? `${RESULTS}quick/` : RESULTS;
+  if (args.write) report = merge(`${dir}${runtimeName}.json`, report);
+  log("");
+  log(markdown(report));
+  if (args.write) {
+    const { json, md } = write(dir, report);
+    log(`wrote ${json} and ${md}`);
+  }
+  log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exitCode = 1;
+}

@@ -107,32 +107,12 @@ function readerFor(source: Source<unknown>, signal: AbortSignal | undefined): Va
   };
 }
 
-/** Resolves with the promise's value, or with `aborted` once the signal aborts. */
-function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof aborted> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.resolve(aborted);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => resolve(aborted);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 const aborted = Symbol("aborted");
 
 /**
- * Like {@linkcode unlessAborted}, for a read: on abort it waits one more
- * macrotask before giving up, so that a value the source has already handed
- * out (its promise resolved, our callback not yet run) is ingested, not
+ * Resolves with the promise's value, or with `aborted` one macrotask after the
+ * signal aborts. The extra turn lets a value the source has already handed
+ * out (its promise resolved, our callback not yet run) be ingested, not
  * dropped; an idle source is given up on a moment later.
  */
 function settledOrGivenUp<T>(read: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof aborted> {
@@ -203,7 +183,7 @@ export function sourceStream(
       }
       if (signal?.aborted) return finish(controller, true);
       const wanted = reader.sync ? Math.ceil(room.limit / 8) : 1; // sync sources: read a good share at once
-      await unlessAborted(room.whenFree(wanted), signal);
+      await settledOrGivenUp(room.whenFree(wanted), signal);
       if (signal?.aborted) return finish(controller, true); // also when it came while room was freed
       const taken = room.take(reader.sync ? Number.POSITIVE_INFINITY : 1);
       let values: unknown[] | null | typeof aborted;

@@ -9,7 +9,7 @@ import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { StageContext } from "./attempt.ts";
 import { show, stageOptionsSchema, validate } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { isRetryable, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
+import { isRetryable, type Outcome, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
 
 /** A stage function: takes an item, returns (or resolves to) the output. */
 export type StageFn<I, O> = (input: I, ctx: StageContext) => O | Promise<O>;
@@ -84,11 +84,6 @@ export interface Stage<I, O> {
   readonly types?: { readonly input: (value: I) => void; readonly output: () => O };
 }
 
-/** The result of one unit of work (an item, or a batch). @internal */
-export type UnitOutcome =
-  | { readonly ok: true; readonly outputs: readonly unknown[]; readonly attempts: number }
-  | { readonly ok: false; readonly error: unknown; readonly attempts: number };
-
 /** What the pipeline needs to run a stage. @internal */
 export interface StageSpec {
   readonly name: string;
@@ -105,7 +100,7 @@ export interface StageSpec {
    */
   readonly attempt: (input: unknown, ctx: StageContext) => unknown;
   /** For task sequences retried task by task: the whole unit, retries included. */
-  readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<UnitOutcome>;
+  readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<Outcome<unknown>>;
 }
 
 const specs = new WeakMap<object, StageSpec>();
@@ -259,7 +254,7 @@ async function runTasksRetryingEach(
   input: unknown,
   unit: Unit,
   policy: RetryPolicy,
-): Promise<UnitOutcome> {
+): Promise<Outcome<unknown>> {
   let value = input;
   let attempts = 0;
   for (const task of tasks) {
@@ -268,5 +263,5 @@ async function runTasksRetryingEach(
     if (!outcome.ok) return { ok: false, error: outcome.error, attempts };
     value = outcome.value;
   }
-  return { ok: true, outputs: [value], attempts };
+  return { ok: true, value, attempts };
 }

@@ -26,7 +26,7 @@ import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
 import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import type { RunContext } from "./run_context.ts";
-import type { StageSpec, UnitOutcome } from "./stage.ts";
+import type { StageSpec } from "./stage.ts";
 
 /** The most envelopes moved downstream in one chunk. */
 const MAX_CHUNK = 256;
@@ -194,10 +194,7 @@ export class StageEngine {
     if (this.#run.forced) {
       this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1);
     } else if (spec.runTaskByTask) {
-      spec.runTaskByTask(input, group).then(
-        (outcome) => this.#settle(group, outcome),
-        (error) => this.#failed(group, error, 1),
-      );
+      this.#settleWhenDone(group, spec.runTaskByTask(input, group));
     } else if (spec.policy.timeoutMs !== undefined) {
       this.#retry(group, input, undefined);
     } else {
@@ -258,11 +255,16 @@ export class StageEngine {
 
   #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
     const attempt = this.#spec.attempt;
-    withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure).then(
-      (outcome: Outcome<unknown>) =>
-        outcome.ok
-          ? this.#succeeded(group, outcome.value, outcome.attempts)
-          : this.#failed(group, outcome.error, outcome.attempts),
+    this.#settleWhenDone(group, withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure));
+  }
+
+  /** Records the outcome of a retry loop (or of tasks retried one by one) once it is known. */
+  #settleWhenDone(group: Group, outcome: Promise<Outcome<unknown>>): void {
+    outcome.then(
+      (result) =>
+        result.ok
+          ? this.#succeeded(group, result.value, result.attempts)
+          : this.#failed(group, result.error, result.attempts),
       (error) => this.#failed(group, error, 1),
     );
   }
@@ -290,12 +292,6 @@ export class StageEngine {
         timestamp,
       });
     }
-  }
-
-  /** Records an outcome from a whole-unit runner (task by task). */
-  #settle(group: Group, outcome: UnitOutcome): void {
-    if (outcome.ok) this.#succeeded(group, this.#batch ? outcome.outputs : outcome.outputs[0], outcome.attempts);
-    else this.#failed(group, outcome.error, outcome.attempts);
   }
 
   /** The unit succeeded: `result` is the item's output, or a batch's outputs. */

@@ -1,51 +1,73 @@
 /**
- * A first-in first-out queue over an array: O(1) push and shift, taking
- * several at once, and no growth with the number of items that ever passed
- * through (taken slots are released and the array is compacted).
+ * A first-in first-out queue over a ring buffer: O(1) push and shift with no
+ * allocation in the steady state, and taking several at once. The buffer
+ * grows (doubling) to the most items queued at one time, never with the
+ * number of items that ever passed through; it shrinks back when it empties.
  *
  * @module
  */
 
+/** The buffer size a queue starts with and shrinks back to. */
+const INITIAL_SIZE = 16;
+/** An empty queue whose buffer grew beyond this shrinks back to `INITIAL_SIZE`. */
+const SHRINK_ABOVE = 4096;
+
 /** @internal */
 export class Fifo<T> {
-  #items: (T | undefined)[] = [];
+  #slots: (T | undefined)[] = new Array(INITIAL_SIZE);
+  /** `#slots.length - 1`; the length is a power of two. */
+  #mask = INITIAL_SIZE - 1;
   #head = 0;
+  #length = 0;
 
   /** How many items are queued. */
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#length;
   }
 
   push(item: T): void {
-    this.#items.push(item);
+    if (this.#length > this.#mask) this.#grow();
+    this.#slots[(this.#head + this.#length) & this.#mask] = item;
+    this.#length++;
   }
 
   /** Removes and returns the oldest item (undefined when empty). */
   shift(): T | undefined {
-    if (this.#head === this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    this.#compact();
+    if (this.#length === 0) return undefined;
+    const item = this.#slots[this.#head];
+    this.#slots[this.#head] = undefined;
+    this.#head = (this.#head + 1) & this.#mask;
+    if (--this.#length === 0) this.#emptied();
     return item;
   }
 
   /** Removes and returns the `count` oldest items (fewer if fewer are queued). */
   take(count: number): T[] {
-    const end = Math.min(this.#head + count, this.#items.length);
-    const taken = this.#items.slice(this.#head, end) as T[];
-    this.#items.fill(undefined, this.#head, end);
-    this.#head = end;
-    this.#compact();
+    const taken = new Array<T>(Math.min(count, this.#length));
+    for (let i = 0; i < taken.length; i++) {
+      taken[i] = this.#slots[this.#head] as T;
+      this.#slots[this.#head] = undefined;
+      this.#head = (this.#head + 1) & this.#mask;
+    }
+    this.#length -= taken.length;
+    if (this.#length === 0) this.#emptied();
     return taken;
   }
 
-  #compact(): void {
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
+  #grow(): void {
+    const size = this.#slots.length;
+    const slots = new Array<T | undefined>(size * 2);
+    for (let i = 0; i < size; i++) slots[i] = this.#slots[(this.#head + i) & this.#mask];
+    this.#slots = slots;
+    this.#mask = size * 2 - 1;
+    this.#head = 0;
+  }
+
+  #emptied(): void {
+    this.#head = 0;
+    if (this.#slots.length > SHRINK_ABOVE) {
+      this.#slots = new Array(INITIAL_SIZE);
+      this.#mask = INITIAL_SIZE - 1;
     }
   }
 }

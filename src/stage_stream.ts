@@ -31,6 +31,19 @@ import type { StageSpec } from "./stage.ts";
 /** The most envelopes moved downstream in one chunk. */
 const MAX_CHUNK = 256;
 
+/**
+ * Schedules microtasks: `then` on a settled promise costs one small promise,
+ * where Node's `queueMicrotask` also makes an async resource per call.
+ */
+const settled = Promise.resolve();
+
+/** What every unit of one stage in one run shares. */
+interface StageSite {
+  readonly run: RunContext;
+  readonly stage: string;
+  readonly counters: StageCounters;
+}
+
 /** One item (item stage) or one batch, from its start until its result is in order. */
 class Group implements Unit {
   seq = 0;
@@ -43,12 +56,19 @@ class Group implements Unit {
   attempt: AttemptContext | undefined;
   #ids: readonly ItemId[] | undefined;
 
-  constructor(
-    readonly items: Item[],
-    readonly run: RunContext,
-    readonly stage: string,
-    readonly counters: StageCounters,
-  ) {}
+  constructor(readonly items: Item[], readonly site: StageSite) {}
+
+  get run(): RunContext {
+    return this.site.run;
+  }
+
+  get stage(): string {
+    return this.site.stage;
+  }
+
+  get counters(): StageCounters {
+    return this.site.counters;
+  }
 
   get itemIds(): readonly ItemId[] {
     return this.#ids ??= this.items.map((item) => item.id);
@@ -71,6 +91,7 @@ export class StageEngine {
   readonly #spec: StageSpec;
   readonly #run: RunContext;
   readonly #counters: StageCounters;
+  readonly #site: StageSite;
   readonly #next: Capacity;
   readonly #batch: boolean;
   #deliver: Deliver | undefined;
@@ -80,8 +101,11 @@ export class StageEngine {
   readonly #waiting = new Fifo<Group>();
   #pumping = false;
   readonly #freeWorkers: number[];
-  /** Running groups by worker, for a forced shutdown. */
+  /** Groups in their inline first attempt, by worker. */
   readonly #running: (Group | undefined)[];
+  /** Per worker, the handlers of its inline attempt's promise: made once, not per item. */
+  readonly #onFirstAttemptDone: ((value: unknown) => void)[];
+  readonly #onFirstAttemptFailed: ((error: unknown) => void)[];
   #nextSeq = 0;
   /** Finished groups waiting for their turn, at `seq % concurrency` (ordered stages). */
   readonly #reorder: (Group | undefined)[];
@@ -105,12 +129,15 @@ export class StageEngine {
     this.#spec = spec;
     this.#run = run;
     this.#counters = run.metrics.stage(spec.name);
+    this.#site = { run, stage: spec.name, counters: this.#counters };
     this.#next = next;
     this.#deliver = deliver;
     this.#batch = spec.kind === "batch";
     this.capacity = new Capacity(queueSize + spec.concurrency * spec.batchSize);
     this.#freeWorkers = Array.from({ length: spec.concurrency }, (_, i) => spec.concurrency - 1 - i);
     this.#running = new Array(spec.concurrency).fill(undefined);
+    this.#onFirstAttemptDone = this.#running.map((_, worker) => (value) => this.#firstAttemptDone(worker, value));
+    this.#onFirstAttemptFailed = this.#running.map((_, worker) => (error) => this.#firstAttemptFailed(worker, error));
     this.#reorder = new Array(spec.concurrency).fill(undefined);
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
@@ -142,7 +169,7 @@ export class StageEngine {
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
       this.#unstarted++;
       if (!this.#batch) {
-        this.#waiting.push(new Group([envelope], this.#run, this.#spec.name, this.#counters));
+        this.#waiting.push(new Group([envelope], this.#site));
         continue;
       }
       this.#forming.push(envelope);
@@ -164,7 +191,7 @@ export class StageEngine {
       this.#formingTimer = undefined;
     }
     if (this.#forming.length === 0) return;
-    this.#waiting.push(new Group(this.#forming, this.#run, this.#spec.name, this.#counters));
+    this.#waiting.push(new Group(this.#forming, this.#site));
     this.#forming = [];
   }
 
@@ -223,29 +250,34 @@ export class StageEngine {
     try {
       result = this.#spec.attempt(input, ctx);
     } catch (error) {
-      return this.#firstAttemptFailed(group, ctx, input, error);
+      return this.#firstAttemptFailed(group.worker, error);
     }
     if (isPromiseLike(result)) {
-      result.then(
-        (value) => this.#firstAttemptDone(group, ctx, value),
-        (error) => this.#firstAttemptFailed(group, ctx, input, error),
-      );
+      result.then(this.#onFirstAttemptDone[group.worker], this.#onFirstAttemptFailed[group.worker]);
     } else {
-      this.#firstAttemptDone(group, ctx, result);
+      this.#firstAttemptDone(group.worker, result);
     }
   }
 
-  #firstAttemptDone(group: Group, ctx: AttemptContext, value: unknown): void {
-    if (group.attempt !== ctx) return; // a forced shutdown has already settled it
+  /**
+   * Settles the inline attempt running on `worker`. A worker runs one inline
+   * attempt at a time, and one interrupted by a forced shutdown has left
+   * `#running` already (no new one starts after that), so a late result finds
+   * nothing to settle.
+   */
+  #firstAttemptDone(worker: number, value: unknown): void {
+    const group = this.#running[worker];
+    if (!group) return;
     this.#endFirstAttempt(group);
     this.#succeeded(group, value, 1);
   }
 
-  #firstAttemptFailed(group: Group, ctx: AttemptContext, input: unknown, error: unknown): void {
-    if (group.attempt !== ctx) return;
+  #firstAttemptFailed(worker: number, error: unknown): void {
+    const group = this.#running[worker];
+    if (!group) return;
     this.#endFirstAttempt(group);
     if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1);
-    this.#retry(group, input, { error, durationMs: performance.now() - group.startedAt });
+    this.#retry(group, group.input(this.#batch), { error, durationMs: performance.now() - group.startedAt });
   }
 
   #endFirstAttempt(group: Group): void {
@@ -398,19 +430,19 @@ export class StageEngine {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     this.#outboxSeen = this.#outbox.length;
-    queueMicrotask(() => this.#flushWhenSettled());
+    settled.then(this.#flushWhenSettled);
   }
 
-  #flushWhenSettled(): void {
+  readonly #flushWhenSettled = (): void => {
     const ready = this.#outbox.length;
     if (ready > this.#outboxSeen && ready < MAX_CHUNK) {
       this.#outboxSeen = ready;
-      queueMicrotask(() => this.#flushWhenSettled());
+      settled.then(this.#flushWhenSettled);
       return;
     }
     this.#flushScheduled = false;
     this.#flushOutbox();
-  }
+  };
 
   /** Moves ready envelopes downstream, as many as the next stage has room for. */
   #flushOutbox(): void {

@@ -91,25 +91,22 @@ export function runAttempt<T>(
   });
 }
 
-/** A `StageContext` whose signal and logger are made only when asked for. @internal */
-export class AttemptContext implements StageContext {
+/**
+ * A `StageContext` whose signal and logger are made only when asked for:
+ * most attempts never look at either. @internal
+ */
+export abstract class LazyContext implements StageContext {
   #controller: AbortController | undefined;
   #abortedWith: { reason: unknown } | undefined;
   #logger: Logger | undefined;
 
-  constructor(
-    readonly run: RunContext,
-    readonly stage: string,
-    readonly owner: AttemptOwner,
-    readonly attempt: number,
-  ) {}
-
-  get itemIds(): readonly (string | number)[] {
-    return this.owner.itemIds;
-  }
+  abstract readonly run: RunContext;
+  abstract readonly stage: string;
+  abstract readonly attempt: number;
+  abstract readonly itemIds: readonly (string | number)[];
 
   get itemId(): string | number {
-    return this.owner.itemIds[0];
+    return this.itemIds[0];
   }
 
   get signal(): AbortSignal {
@@ -130,7 +127,23 @@ export class AttemptContext implements StageContext {
   }
 }
 
-function contextLogger(ctx: AttemptContext): Logger {
+/** The context of one attempt made by `runAttempt`. @internal */
+export class AttemptContext extends LazyContext {
+  constructor(
+    readonly run: RunContext,
+    readonly stage: string,
+    readonly owner: AttemptOwner,
+    readonly attempt: number,
+  ) {
+    super();
+  }
+
+  get itemIds(): readonly (string | number)[] {
+    return this.owner.itemIds;
+  }
+}
+
+function contextLogger(ctx: LazyContext): Logger {
   const fields = ctx.itemIds.length === 1
     ? { stage: ctx.stage, itemId: ctx.itemId, attempt: ctx.attempt }
     : { stage: ctx.stage, itemIds: ctx.itemIds, attempt: ctx.attempt };

@@ -16,11 +16,11 @@
  * @module
  */
 
-import { AttemptContext, isPromiseLike } from "./attempt.ts";
+import { isPromiseLike, LazyContext } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
 import { Fifo } from "./fifo.ts";
 import { serializeError } from "./dead_letter.ts";
-import { type Chunk, chunkSize, type Envelope, Failure, type Item } from "./envelope.ts";
+import { type Chunk, chunkSize, type Envelope, Failure, Item } from "./envelope.ts";
 import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
@@ -44,19 +44,24 @@ interface StageSite {
   readonly counters: StageCounters;
 }
 
-/** One item (item stage) or one batch, from its start until its result is in order. */
-class Group implements Unit {
+/**
+ * One item (item stage) or one batch, from its start until its result is in
+ * order. It is also the context of its first attempt, which runs inline;
+ * retries get contexts of their own.
+ */
+class Group extends LazyContext implements Unit {
+  readonly attempt = 1;
   seq = 0;
   worker = -1;
   /** performance.now() at the first attempt's start, for latency. */
   startedAt = 0;
   /** Date.now() at the first attempt's start, for dead letters and events. */
   startedAtEpoch = 0;
-  /** The inline first attempt, while it runs. */
-  attempt: AttemptContext | undefined;
   #ids: readonly ItemId[] | undefined;
 
-  constructor(readonly items: Item[], readonly site: StageSite) {}
+  constructor(readonly items: Item[], readonly site: StageSite) {
+    super();
+  }
 
   get run(): RunContext {
     return this.site.run;
@@ -98,7 +103,8 @@ export class StageEngine {
 
   #forming: Item[] = [];
   #formingTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #waiting = new Fifo<Group>();
+  /** Items (item stage) or batches (batch stage) waiting for a worker; their Group is made when one starts. */
+  readonly #waiting = new Fifo<Item | Item[]>();
   #pumping = false;
   readonly #freeWorkers: number[];
   /** Groups in their inline first attempt, by worker. */
@@ -169,7 +175,7 @@ export class StageEngine {
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
       this.#unstarted++;
       if (!this.#batch) {
-        this.#waiting.push(new Group([envelope], this.#site));
+        this.#waiting.push(envelope);
         continue;
       }
       this.#forming.push(envelope);
@@ -191,7 +197,7 @@ export class StageEngine {
       this.#formingTimer = undefined;
     }
     if (this.#forming.length === 0) return;
-    this.#waiting.push(new Group(this.#forming, this.#site));
+    this.#waiting.push(this.#forming);
     this.#forming = [];
   }
 
@@ -204,7 +210,8 @@ export class StageEngine {
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= performance.now();
-      this.#start(this.#waiting.shift()!, this.#freeWorkers.pop()!, now);
+      const next = this.#waiting.shift()!;
+      this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);
     }
     this.#pumping = false;
   }
@@ -229,33 +236,27 @@ export class StageEngine {
     }
   }
 
-  /** Attempt 1, inline: no timer and no per-attempt registration. */
+  /** Attempt 1, inline: no timer and no per-attempt registration; the group is its context. */
   #firstAttempt(group: Group, input: unknown): void {
-    const ctx = new AttemptContext(this.#run, this.#spec.name, group, 1);
-    group.attempt = ctx;
-    this.#running[group.worker] = group;
+    const worker = group.worker;
+    this.#running[worker] = group;
     if (this.#run.hasListener) {
       this.#announceStarted(group);
-      if (group.attempt !== ctx) return; // a listener forced a shutdown: this attempt must not run
+      if (this.#running[worker] !== group) return; // a listener forced a shutdown: this attempt must not run
     }
     if (this.#run.logsDebug) {
-      this.#run.log("debug", "attempt started", {
-        stage: this.#spec.name,
-        ...idFields(group),
-        attempt: 1,
-        worker: group.worker,
-      });
+      this.#run.log("debug", "attempt started", { stage: this.#spec.name, ...idFields(group), attempt: 1, worker });
     }
     let result: unknown;
     try {
-      result = this.#spec.attempt(input, ctx);
+      result = this.#spec.attempt(input, group);
     } catch (error) {
-      return this.#firstAttemptFailed(group.worker, error);
+      return this.#firstAttemptFailed(worker, error);
     }
     if (isPromiseLike(result)) {
-      result.then(this.#onFirstAttemptDone[group.worker], this.#onFirstAttemptFailed[group.worker]);
+      result.then(this.#onFirstAttemptDone[worker], this.#onFirstAttemptFailed[worker]);
     } else {
-      this.#firstAttemptDone(group.worker, result);
+      this.#firstAttemptDone(worker, result);
     }
   }
 
@@ -268,21 +269,16 @@ export class StageEngine {
   #firstAttemptDone(worker: number, value: unknown): void {
     const group = this.#running[worker];
     if (!group) return;
-    this.#endFirstAttempt(group);
+    this.#running[worker] = undefined;
     this.#succeeded(group, value, 1);
   }
 
   #firstAttemptFailed(worker: number, error: unknown): void {
     const group = this.#running[worker];
     if (!group) return;
-    this.#endFirstAttempt(group);
+    this.#running[worker] = undefined;
     if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1);
     this.#retry(group, group.input(this.#batch), { error, durationMs: performance.now() - group.startedAt });
-  }
-
-  #endFirstAttempt(group: Group): void {
-    group.attempt = undefined;
-    this.#running[group.worker] = undefined;
   }
 
   #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
@@ -304,10 +300,10 @@ export class StageEngine {
   /** A forced shutdown: every inline attempt fails now with a ShutdownError. */
   #interruptAll(reason: unknown): void {
     for (const group of this.#running) {
-      if (!group?.attempt) continue;
+      if (!group) continue;
       const error = new ShutdownError(this.#spec.name, { cause: reason });
-      group.attempt.abort(error);
-      this.#endFirstAttempt(group);
+      group.abort(error);
+      this.#running[group.worker] = undefined;
       this.#failed(group, error, 1);
     }
   }

@@ -34,13 +34,6 @@ import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type BenchCase, cases } from "./cases.ts";
-import { effect } from "./contenders/effect.ts";
-import { forAwait } from "./contenders/for_await.ts";
-import { naiveStreams } from "./contenders/naive_streams.ts";
-import { nodeReadable } from "./contenders/node_readable.ts";
-import { pMapContender } from "./contenders/p_map.ts";
-import { sluice } from "./contenders/sluice.ts";
-import { workerPool } from "./contenders/worker_pool.ts";
 import { measureLatency, measureThroughput } from "./lib/harness.ts";
 import type { Contender } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
@@ -50,9 +43,21 @@ import { gitCommit, machine, rss, runtimeName, runtimeVersion, sourceHash } from
 /** The library code this process loaded (the working tree may change while the suite runs). */
 const SOURCE = sourceHash();
 
-const CONTENDERS: Readonly<Record<string, Contender>> = Object.fromEntries(
-  [sluice, naiveStreams, pMapContender, effect, nodeReadable, forAwait, workerPool].map((c) => [c.name, c]),
-);
+/**
+ * Each contender's module, imported only when it is about to run: a memory
+ * child (case 5) loads its own contender and no other's library, so its heap,
+ * and with it the garbage collector's headroom, holds nothing another brought.
+ */
+const CONTENDER_MODULES: Readonly<Record<string, () => Promise<Contender>>> = {
+  sluice: async () => (await import("./contenders/sluice.ts")).sluice,
+  naive_streams: async () => (await import("./contenders/naive_streams.ts")).naiveStreams,
+  p_map: async () => (await import("./contenders/p_map.ts")).pMapContender,
+  effect: async () => (await import("./contenders/effect.ts")).effect,
+  node_readable: async () => (await import("./contenders/node_readable.ts")).nodeReadable,
+  for_await: async () => (await import("./contenders/for_await.ts")).forAwait,
+  worker_pool: async () => (await import("./contenders/worker_pool.ts")).workerPool,
+};
+const loaded = new Map<string, Contender>();
 /** Seconds one measured throughput run may take before its contender gets fewer items (0: no limit). */
 const DEFAULT_BUDGET = 20;
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -105,16 +110,30 @@ function parseArgs(argv: readonly string[]): Args {
       args.budget = Number(value(i++, arg));
       if (!(args.budget >= 0)) throw new Error(`--budget takes seconds, 0 or more; got ${argv[i]}`);
     } else if (arg === "--n") args.n = integer(value(i++, arg), arg);
-    else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map((name) => contender(name).name));
+    else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map(knownContender));
     else throw new Error(`unknown argument ${JSON.stringify(arg)}; see the options at the top of bench/main.ts`);
   }
   return args;
 }
 
-function contender(name: string): Contender {
-  const found = CONTENDERS[name];
-  if (!found) throw new Error(`no contender ${JSON.stringify(name)}`);
+function knownContender(name: string): string {
+  if (!(name in CONTENDER_MODULES)) {
+    throw new Error(
+      `no contender ${JSON.stringify(name)}; the contenders are ${Object.keys(CONTENDER_MODULES).join(", ")}`,
+    );
+  }
+  return name;
+}
+
+async function load(name: string): Promise<Contender> {
+  let found = loaded.get(knownContender(name));
+  if (!found) loaded.set(name, found = await CONTENDER_MODULES[name]());
   return found;
+}
+
+/** A contender already loaded by `load`. */
+function contender(name: string): Contender {
+  return loaded.get(name)!;
 }
 
 const log = (line: string) => console.log(line);
@@ -126,7 +145,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
   const names = args.only.length === 0
     ? benchCase.contenders
     : benchCase.contenders.filter((name) => name === "sluice" || args.only.includes(name));
-  const contenders = names.map(contender);
+  const contenders = await Promise.all(names.map(load));
   log(`\n== case ${benchCase.id}: ${benchCase.title} (N = ${size.n.toLocaleString("en-US")})`);
   const started = performance.now();
   const loadBefore = os.loadavg()[0];
@@ -173,7 +192,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       seconds: r.seconds,
     }));
   } else {
-    const { baseline: base, results } = await measureLatency(benchCase, contenders, forAwait, size, log);
+    const { baseline: base, results } = await measureLatency(benchCase, contenders, await load("for_await"), size, log);
     baseline = {
       contender: "baseline (no stages)",
       how: "for await straight from the trickle source to the sink",
@@ -244,7 +263,7 @@ async function main(): Promise<void> {
   if (args.childMemory !== undefined) {
     const benchCase = table.find((c) => c.id === args.cases[0] && c.kind === "memory");
     if (!benchCase || args.n === undefined) throw new Error("--child-memory needs --case <memory case> and --n");
-    await memoryChild(benchCase, contender(args.childMemory), args.n);
+    await memoryChild(benchCase, await load(args.childMemory), args.n);
     return;
   }
   if (args.render) {

@@ -18,6 +18,10 @@ export type Interruptible = (reason: unknown) => void;
 export class RunContext {
   readonly metrics: MetricsRecorder;
   readonly #listener: EventListener | undefined;
+  /** True when a logger was given: per-item debug records are written only then. */
+  readonly logsDebug: boolean;
+  /** True when events are listened to: build them only then. */
+  readonly hasListener: boolean;
   readonly #interruptibles = new Set<Interruptible>();
   #forced: { reason: unknown } | undefined;
 
@@ -29,16 +33,8 @@ export class RunContext {
   ) {
     this.metrics = new MetricsRecorder(stageNames);
     this.#listener = listener;
-  }
-
-  /** True when a logger was given: per-item debug records are written only then. */
-  get logsDebug(): boolean {
-    return this.logger !== silentLogger;
-  }
-
-  /** True when events are listened to: build them only then. */
-  get hasListener(): boolean {
-    return this.#listener !== undefined;
+    this.logsDebug = logger !== silentLogger;
+    this.hasListener = listener !== undefined;
   }
 
   /** Delivers an event; a listener that throws or rejects is logged, never fatal. */

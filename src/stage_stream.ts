@@ -28,6 +28,9 @@ import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import type { RunContext } from "./run_context.ts";
 import type { StageSpec } from "./stage.ts";
 
+/** `performance`, looked up once: on Node the global is a getter, a cost paid per item here. */
+const clock = performance;
+
 /** The most envelopes moved downstream in one chunk. */
 const MAX_CHUNK = 256;
 
@@ -55,8 +58,6 @@ class Group extends LazyContext implements Unit {
   worker = -1;
   /** performance.now() at the first attempt's start, for latency. */
   startedAt = 0;
-  /** Date.now() at the first attempt's start, for dead letters and events. */
-  startedAtEpoch = 0;
   #ids: readonly ItemId[] | undefined;
 
   constructor(readonly items: Item[], readonly site: StageSite) {
@@ -128,7 +129,7 @@ export class StageEngine {
   #ending = false;
   #drained: (() => void) | undefined;
   /** `Date.now() - performance.now()`, refreshed per chunk: wall-clock times without a second clock read per item. */
-  #epochOffset = Date.now() - performance.now();
+  #epochOffset = Date.now() - clock.now();
   #stopForce: () => void;
 
   constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity, deliver?: Deliver) {
@@ -163,10 +164,10 @@ export class StageEngine {
 
   #accept(chunk: Chunk): void {
     this.#held += chunk.length;
-    const now = performance.now();
+    const now = clock.now();
     this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
-    const timestamp = Math.floor(now + this.#epochOffset);
+    const timestamp = this.#epoch(now);
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
         this.#outbox.push(envelope); // failures keep moving; order matters only for results
@@ -191,6 +192,11 @@ export class StageEngine {
     if (this.#outbox.length > 0) this.#scheduleFlush();
   }
 
+  /** Epoch milliseconds of a `performance.now()` reading. */
+  #epoch(now: number): number {
+    return Math.floor(now + this.#epochOffset);
+  }
+
   #closeBatch(): void {
     if (this.#formingTimer !== undefined) {
       clearTimeout(this.#formingTimer);
@@ -209,7 +215,7 @@ export class StageEngine {
     if (this.#pumping) return;
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
-      now ??= performance.now();
+      now ??= clock.now();
       const next = this.#waiting.shift()!;
       this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);
     }
@@ -221,7 +227,6 @@ export class StageEngine {
     group.worker = worker;
     group.seq = this.#nextSeq++;
     group.startedAt = now;
-    group.startedAtEpoch = Math.floor(now + this.#epochOffset);
     this.#unstarted -= group.items.length;
     this.#counters.inFlight += group.items.length;
     const input = group.input(this.#batch);
@@ -278,7 +283,7 @@ export class StageEngine {
     if (!group) return;
     this.#running[worker] = undefined;
     if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1);
-    this.#retry(group, group.input(this.#batch), { error, durationMs: performance.now() - group.startedAt });
+    this.#retry(group, group.input(this.#batch), { error, durationMs: clock.now() - group.startedAt });
   }
 
   #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
@@ -309,7 +314,7 @@ export class StageEngine {
   }
 
   #announceStarted(group: Group): void {
-    const timestamp = group.startedAtEpoch;
+    const timestamp = this.#epoch(group.startedAt);
     for (const item of group.items) {
       this.#run.emit({
         type: "started",
@@ -327,7 +332,7 @@ export class StageEngine {
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
-    const now = performance.now();
+    const now = clock.now();
     const durationMs = now - group.startedAt;
     counters.inFlight -= items.length;
     counters.succeeded += items.length;
@@ -341,7 +346,7 @@ export class StageEngine {
       run.log("debug", "completed", { stage: this.#spec.name, ...idFields(group), attempt: attempts, durationMs });
     }
     if (run.hasListener) {
-      const timestamp = Math.floor(now + this.#epochOffset);
+      const timestamp = this.#epoch(now);
       for (const item of items) {
         run.emit({
           type: "completed",
@@ -362,7 +367,7 @@ export class StageEngine {
     const items = group.items;
     const run = this.#run;
     const { name } = this.#spec;
-    const now = performance.now();
+    const now = clock.now();
     const durationMs = now - group.startedAt;
     this.#counters.inFlight -= items.length;
     this.#counters.failed += items.length;
@@ -376,7 +381,7 @@ export class StageEngine {
         item.value,
         cause,
         attempts,
-        group.startedAtEpoch,
+        this.#epoch(group.startedAt),
         failedAt,
       );
       if (!error) continue;

@@ -50,12 +50,18 @@ export class Capacity {
     if (this.#free > this.limit) {
       throw new Error(`Capacity released more than it lent (limit ${this.limit}): this is a sluice bug`);
     }
-    if (this.#waiting.length === 0) return;
+    if (!this.#wakesAnyone()) return;
     const stillWaiting = [];
     for (const waiter of this.#waiting) {
       if (this.#free >= waiter.wanted) waiter.wake();
       else stillWaiting.push(waiter);
     }
     this.#waiting = stillWaiting;
+  }
+
+  /** Most releases wake nobody (a waiter wants a good share freed): checked before the list is rebuilt. */
+  #wakesAnyone(): boolean {
+    for (const waiter of this.#waiting) if (this.#free >= waiter.wanted) return true;
+    return false;
   }
 }

@@ -342,7 +342,7 @@ export function cases(rss: () => number): readonly BenchCase[] {
       stages: 4,
       full: { n: 1_000_000, rounds: 1, warmup: 0 },
       quick: { n: 3_000, rounds: 1, warmup: 0 },
-      contenders: ALL,
+      contenders: [...ALL, "buffered_loop"],
       notes: [
         "Each contender runs in a fresh child process of the same runtime. Baseline: RSS after a forced GC just before " +
         "the run; peak: the highest RSS sampled every 5 ms and at every sink pause.",
@@ -350,6 +350,9 @@ export function cases(rss: () => number): readonly BenchCase[] {
         "a contender slower than that is limited by itself, not the sink. sluice's sink is a fifth stage (concurrency 1), " +
         "its default queueSize (1000) is used; the others await the sink in their consumer. Effect reads its source " +
         "4096 items per chunk (Stream.fromIterable's default).",
+        "buffered_loop is a reference, not a library: for_await holding as many items as sluice may hold here " +
+        "(4 × (1000 + 8) + 1001 = 5,033), in a plain array. Held that long, the strings outlive young-generation " +
+        "collections; what it shows is the cost of holding them at all, with no bookkeeping.",
       ],
       make: (n) => memory(n, rss),
     },

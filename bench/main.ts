@@ -55,6 +55,7 @@ const CONTENDER_MODULES: Readonly<Record<string, () => Promise<Contender>>> = {
   effect: async () => (await import("./contenders/effect.ts")).effect,
   node_readable: async () => (await import("./contenders/node_readable.ts")).nodeReadable,
   for_await: async () => (await import("./contenders/for_await.ts")).forAwait,
+  buffered_loop: async () => (await import("./contenders/buffered_loop.ts")).bufferedLoop,
   worker_pool: async () => (await import("./contenders/worker_pool.ts")).workerPool,
 };
 const loaded = new Map<string, Contender>();

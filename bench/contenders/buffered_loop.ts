@@ -1,0 +1,59 @@
+/**
+ * A reference for the memory case (case 5), not a library: the `for await`
+ * loop, reading ahead as many items as a sluice pipeline may hold under
+ * backpressure with its default `queueSize` of 1000 per stage — each of the
+ * job's stages (1000 + concurrency) and the sink's own stage (1000 + 1). It
+ * holds the same number of items for the same time, with no bookkeeping at
+ * all: what holding them costs on this runtime, whoever holds them.
+ *
+ * @module
+ */
+
+import { type Contender, ErrorPath, isAsync, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
+
+/** sluice's default `queueSize`. */
+const DEFAULT_QUEUE_SIZE = 1000;
+
+/** The items a sluice pipeline running `job` may hold: its bound under backpressure. */
+export function itemsHeldBySluice(job: Job): number {
+  const sinkStage = job.sink.kind === "async" ? DEFAULT_QUEUE_SIZE + 1 : 0;
+  return job.fns.length * (DEFAULT_QUEUE_SIZE + job.concurrency) + sinkStage;
+}
+
+export const bufferedLoop: Contender = {
+  name: "buffered_loop",
+  how: "for_await reading ahead as many items as sluice holds (4 × (1000 + 8) + 1001 in case 5), in a plain array",
+  async run(job: Job): Promise<Outcome> {
+    const errors = new ErrorPath();
+    const fns = steps(job, errors);
+    const sink = sinkOf(job);
+    const isSync = job.sink.kind === "sync";
+    const held = itemsHeldBySluice(job);
+    const source = job.source();
+    const iterator: AsyncIterator<unknown> | Iterator<unknown> = isAsync(source)
+      ? source[Symbol.asyncIterator]()
+      : source[Symbol.iterator]();
+    const buffer: unknown[] = [];
+    let head = 0;
+    let done = false;
+    const fill = async () => {
+      while (!done && buffer.length - head < held) {
+        const next = await iterator.next();
+        if (next.done) done = true;
+        else buffer.push(next.value);
+      }
+    };
+    for (await fill(); head < buffer.length; await fill()) {
+      let value = buffer[head];
+      buffer[head++] = undefined;
+      if (head >= 4096 && head * 2 >= buffer.length) {
+        buffer.splice(0, head);
+        head = 0;
+      }
+      for (const fn of fns) value = await fn(value);
+      if (isSync) sink(value);
+      else await sink(value);
+    }
+    return errors.outcome();
+  },
+};

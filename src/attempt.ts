@@ -96,9 +96,8 @@ export function runAttempt<T>(
  * most attempts never look at either. @internal
  */
 export abstract class LazyContext implements StageContext {
-  #controller: AbortController | undefined;
-  #abortedWith: { reason: unknown } | undefined;
-  #logger: Logger | undefined;
+  /** What was made on demand; one field, so that a context that never needs it stays small. */
+  #lazy: { controller?: AbortController; abortedWith?: { reason: unknown }; logger?: Logger } | undefined;
 
   abstract readonly run: RunContext;
   abstract readonly stage: string;
@@ -110,20 +109,23 @@ export abstract class LazyContext implements StageContext {
   }
 
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#abortedWith) this.#controller.abort(this.#abortedWith.reason);
+    const lazy = this.#lazy ??= {};
+    if (!lazy.controller) {
+      lazy.controller = new AbortController();
+      if (lazy.abortedWith) lazy.controller.abort(lazy.abortedWith.reason);
     }
-    return this.#controller.signal;
+    return lazy.controller.signal;
   }
 
   get logger(): Logger {
-    return this.#logger ??= contextLogger(this);
+    const lazy = this.#lazy ??= {};
+    return lazy.logger ??= contextLogger(this);
   }
 
   abort(reason: unknown): void {
-    this.#abortedWith ??= { reason };
-    this.#controller?.abort(reason);
+    const lazy = this.#lazy ??= {};
+    lazy.abortedWith ??= { reason };
+    lazy.controller?.abort(reason);
   }
 }
 

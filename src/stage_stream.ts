@@ -53,7 +53,6 @@ interface StageSite {
  * retries get contexts of their own.
  */
 class Group extends LazyContext implements Unit {
-  readonly attempt = 1;
   seq = 0;
   worker = -1;
   /** performance.now() at the first attempt's start, for latency. */
@@ -62,6 +61,11 @@ class Group extends LazyContext implements Unit {
 
   constructor(readonly items: Item[], readonly site: StageSite) {
     super();
+  }
+
+  /** The group is the context of attempt 1 only. */
+  get attempt(): number {
+    return 1;
   }
 
   get run(): RunContext {

@@ -18,7 +18,7 @@ import { onShutdownSignals } from "./signals.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
-import { StageEngine } from "./stage_stream.ts";
+import { pipeThroughEngines, StageEngine } from "./stage_stream.ts";
 
 /** Any stage, whatever it takes and gives. */
 export type AnyStage = Stage<never, unknown>;
@@ -222,7 +222,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       });
-      await this.#chain(input, engines).pipeTo(new WritableStream<Chunk>());
+      await pipeThroughEngines(input, engines).pipeTo(new WritableStream<Chunk>());
       await engines.outlet.close().catch((error) => {
         if (!sourceError) throw error;
         throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
@@ -345,12 +345,6 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       next = engine.capacity;
     }
     return Object.assign(engines, { outlet });
-  }
-
-  #chain(input: ReadableStream<Chunk>, engines: readonly StageEngine[]): ReadableStream<Chunk> {
-    let stream = input;
-    for (const engine of engines) stream = stream.pipeThrough(engine.stream);
-    return stream;
   }
 
   /** Wraps a source value as an item with its id, counting it as ingested. */

@@ -21,7 +21,7 @@ import type { Chunk, Envelope } from "./envelope.ts";
 import type { PipelineMetrics } from "./metrics.ts";
 import { type Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import type { RunContext } from "./run_context.ts";
-import type { StageEngine } from "./stage_stream.ts";
+import { pipeThroughEngines, type StageEngine } from "./stage_stream.ts";
 
 /** What `pipeline.stream()` returns. */
 export interface PipelineStream<I, O> {
@@ -47,9 +47,7 @@ export function openPipelineStream<I, O>(
 ): PipelineStream<I, O> {
   const head = engines[0];
   const headWriter = head.stream.writable.getWriter();
-  let tail = head.stream.readable;
-  for (const engine of engines.slice(1)) tail = tail.pipeThrough(engine.stream);
-  const reader = tail.getReader();
+  const reader = pipeThroughEngines(head.stream.readable, engines.slice(1)).getReader();
 
   let writableController!: WritableStreamDefaultController;
   let producerAborted: { reason: unknown } | undefined;

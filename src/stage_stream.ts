@@ -491,6 +491,16 @@ export class StageEngine {
   }
 }
 
+/** `input` piped through each engine's stream in turn. @internal */
+export function pipeThroughEngines(
+  input: ReadableStream<Chunk>,
+  engines: readonly StageEngine[],
+): ReadableStream<Chunk> {
+  let stream = input;
+  for (const engine of engines) stream = stream.pipeThrough(engine.stream);
+  return stream;
+}
+
 /** `itemId` for one item, `itemIds` for a batch, for log records. */
 function idFields(group: Group): { itemId: ItemId } | { itemIds: readonly ItemId[] } {
   return group.items.length === 1 ? { itemId: group.items[0].id } : { itemIds: group.itemIds };

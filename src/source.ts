@@ -53,7 +53,7 @@ function isReadableStream(value: unknown): value is ReadableStream<unknown> {
   return typeof ReadableStream !== "undefined" && value instanceof ReadableStream;
 }
 
-function readerFor(source: Source<unknown>, signal: AbortSignal | undefined): ValueReader {
+function readerFor(source: Source<unknown>, watch: AbortWatch): ValueReader {
   if (isReadableStream(source)) {
     const reader = source.getReader();
     return {
@@ -83,7 +83,7 @@ function readerFor(source: Source<unknown>, signal: AbortSignal | undefined): Va
     read: (max) => {
       if (failed) throw failed.error;
       const values: unknown[] = [];
-      while (values.length < max && !signal?.aborted) { // an abort from inside next() stops the reading at once
+      while (values.length < max && !watch.aborted) { // an abort from inside next() stops the reading at once
         let result: IteratorResult<unknown>;
         try {
           result = iterator.next();
@@ -110,32 +110,59 @@ function readerFor(source: Source<unknown>, signal: AbortSignal | undefined): Va
 const aborted = Symbol("aborted");
 
 /**
- * Resolves with the promise's value, or with `aborted` one macrotask after the
- * signal aborts. The extra turn lets a value the source has already handed
- * out (its promise resolved, our callback not yet run) be ingested, not
- * dropped; an idle source is given up on a moment later.
+ * Watches the run's signal for the whole read with one listener and a plain
+ * flag. On Node, adding and removing a listener per await and reading
+ * `signal.aborted` per value cost more than reading a synchronous source.
  */
-function settledOrGivenUp<T>(read: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof aborted> {
-  if (!signal) return read;
-  return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const giveUpSoon = () => {
-      timer = setTimeout(() => resolve(aborted), 0);
-    };
-    const done = () => {
-      signal.removeEventListener("abort", giveUpSoon);
-      if (timer !== undefined) clearTimeout(timer);
-    };
-    if (signal.aborted) giveUpSoon();
-    else signal.addEventListener("abort", giveUpSoon, { once: true });
-    read.then((value) => {
-      done();
-      resolve(value);
-    }, (error) => {
-      done();
-      reject(error);
+class AbortWatch {
+  /** Set as the signal aborts (its event is dispatched synchronously), so an abort from inside `next()` shows at once. */
+  aborted: boolean;
+  readonly #signal: AbortSignal | undefined;
+  /** What the pending `settledOrGivenUp` does on an abort (one is pending at a time). */
+  #giveUp: (() => void) | undefined;
+  readonly #onAbort = () => {
+    this.aborted = true;
+    this.#giveUp?.();
+  };
+
+  constructor(signal: AbortSignal | undefined) {
+    this.#signal = signal;
+    this.aborted = signal?.aborted ?? false;
+    if (signal && !this.aborted) signal.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /**
+   * Resolves with the promise's value, or with `aborted` one macrotask after
+   * the signal aborts. The extra turn lets a value the source has already
+   * handed out (its promise resolved, our callback not yet run) be ingested,
+   * not dropped; an idle source is given up on a moment later.
+   */
+  settledOrGivenUp<T>(read: Promise<T>): Promise<T | typeof aborted> {
+    if (!this.#signal) return read;
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const giveUpSoon = () => {
+        timer = setTimeout(() => resolve(aborted), 0);
+      };
+      const done = () => {
+        this.#giveUp = undefined;
+        if (timer !== undefined) clearTimeout(timer);
+      };
+      if (this.aborted) giveUpSoon();
+      else this.#giveUp = giveUpSoon;
+      read.then((value) => {
+        done();
+        resolve(value);
+      }, (error) => {
+        done();
+        reject(error);
+      });
     });
-  });
+  }
+
+  dispose(): void {
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
 }
 
 /**
@@ -166,30 +193,32 @@ export function sourceStream(
   let reader: ValueReader;
   let finished = false;
   let lastTurn = performance.now();
+  const watch = new AbortWatch(signal);
   const finish = (controller: ReadableStreamDefaultController<Chunk>, stop: boolean) => {
     if (finished) return;
     finished = true;
+    watch.dispose();
     if (stop) reader?.stop();
     controller.close();
   };
   return new ReadableStream<Chunk>({
     start() {
-      reader = readerFor(source, signal);
+      reader = readerFor(source, watch);
     },
     async pull(controller) {
       if (performance.now() - lastTurn > TURN_EVERY_MS) {
         await nextTurn();
         lastTurn = performance.now();
       }
-      if (signal?.aborted) return finish(controller, true);
+      if (watch.aborted) return finish(controller, true);
       const wanted = reader.sync ? Math.ceil(room.limit / 8) : 1; // sync sources: read a good share at once
-      await settledOrGivenUp(room.whenFree(wanted), signal);
-      if (signal?.aborted) return finish(controller, true); // also when it came while room was freed
+      await watch.settledOrGivenUp(room.whenFree(wanted));
+      if (watch.aborted) return finish(controller, true); // also when it came while room was freed
       const taken = room.take(reader.sync ? Number.POSITIVE_INFINITY : 1);
       let values: unknown[] | null | typeof aborted;
       try {
         const read = reader.read(taken);
-        values = read instanceof Promise ? await settledOrGivenUp(read, signal) : read;
+        values = read instanceof Promise ? await watch.settledOrGivenUp(read) : read;
       } catch (error) {
         room.release(taken);
         onError(error);
@@ -204,6 +233,7 @@ export function sourceStream(
     },
     cancel() {
       finished = true;
+      watch.dispose();
       reader?.stop();
     },
   }, { highWaterMark: 0 });

@@ -6,7 +6,7 @@
  */
 
 import { ShutdownError, TimeoutError } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import { idFields, type Logger } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 
 /**
@@ -146,9 +146,7 @@ export class AttemptContext extends LazyContext {
 }
 
 function contextLogger(ctx: LazyContext): Logger {
-  const fields = ctx.itemIds.length === 1
-    ? { stage: ctx.stage, itemId: ctx.itemId, attempt: ctx.attempt }
-    : { stage: ctx.stage, itemIds: ctx.itemIds, attempt: ctx.attempt };
+  const fields = { stage: ctx.stage, ...idFields(ctx.itemIds), attempt: ctx.attempt };
   const at = (level: keyof Logger) => (message: string, properties?: Record<string, unknown>) =>
     ctx.run.log(level, message, { ...fields, ...properties });
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };

@@ -5,8 +5,15 @@
  * @module
  */
 
+import type { ItemId } from "./events.ts";
+
 /** Structured fields attached to a log record. */
 export type LogProperties = Record<string, unknown>;
+
+/** `itemId` for one item, `itemIds` for a batch: how log records name what they are about. @internal */
+export function idFields(itemIds: readonly ItemId[]): { itemId: ItemId } | { itemIds: readonly ItemId[] } {
+  return itemIds.length === 1 ? { itemId: itemIds[0] } : { itemIds };
+}
 
 /**
  * Anything with `debug/info/warn/error(message, properties?)`: `console`,

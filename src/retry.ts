@@ -10,6 +10,7 @@ import { serializeError } from "./dead_letter.ts";
 import { PermanentError, ShutdownError } from "./errors.ts";
 import { runAttempt, type StageContext } from "./attempt.ts";
 import type { StageCounters } from "./metrics.ts";
+import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 
 /** Decides whether a failed attempt is retried; `attempt` is the one that failed. */
@@ -116,8 +117,12 @@ function shouldRetry(unit: Unit, policy: RetryPolicy, error: unknown, attempt: n
 
 function announceStart(unit: Unit, attempt: number): void {
   if (unit.run.logsDebug) {
-    const ids = unit.itemIds.length === 1 ? { itemId: unit.itemIds[0] } : { itemIds: unit.itemIds };
-    unit.run.log("debug", "attempt started", { stage: unit.stage, ...ids, attempt, worker: unit.worker });
+    unit.run.log("debug", "attempt started", {
+      stage: unit.stage,
+      ...idFields(unit.itemIds),
+      attempt,
+      worker: unit.worker,
+    });
   }
   if (!unit.run.hasListener) return;
   const timestamp = Date.now();

@@ -25,6 +25,7 @@ import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
 import { type Outcome, type Unit, withRetries } from "./retry.ts";
+import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 import type { StageSpec } from "./stage.ts";
 
@@ -254,7 +255,12 @@ export class StageEngine {
       if (this.#running[worker] !== group) return; // a listener forced a shutdown: this attempt must not run
     }
     if (this.#run.logsDebug) {
-      this.#run.log("debug", "attempt started", { stage: this.#spec.name, ...idFields(group), attempt: 1, worker });
+      this.#run.log("debug", "attempt started", {
+        stage: this.#spec.name,
+        ...idFields(group.itemIds),
+        attempt: 1,
+        worker,
+      });
     }
     let result: unknown;
     try {
@@ -347,7 +353,12 @@ export class StageEngine {
     }
     for (let i = 0; i < items.length; i++) counters.latency.record(durationMs);
     if (run.logsDebug) {
-      run.log("debug", "completed", { stage: this.#spec.name, ...idFields(group), attempt: attempts, durationMs });
+      run.log("debug", "completed", {
+        stage: this.#spec.name,
+        ...idFields(group.itemIds),
+        attempt: attempts,
+        durationMs,
+      });
     }
     if (run.hasListener) {
       const timestamp = this.#epoch(now);
@@ -499,9 +510,4 @@ export function pipeThroughEngines(
   let stream = input;
   for (const engine of engines) stream = stream.pipeThrough(engine.stream);
   return stream;
-}
-
-/** `itemId` for one item, `itemIds` for a batch, for log records. */
-function idFields(group: Group): { itemId: ItemId } | { itemIds: readonly ItemId[] } {
-  return group.items.length === 1 ? { itemId: group.items[0].id } : { itemIds: group.itemIds };
 }

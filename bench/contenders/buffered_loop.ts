@@ -9,10 +9,8 @@
  * @module
  */
 
+import { DEFAULT_QUEUE_SIZE } from "../../src/pipeline.ts";
 import { type Contender, ErrorPath, isAsync, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
-
-/** sluice's default `queueSize`. */
-const DEFAULT_QUEUE_SIZE = 1000;
 
 /** The items a sluice pipeline running `job` may hold: its bound under backpressure. */
 export function itemsHeldBySluice(job: Job): number {

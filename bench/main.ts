@@ -39,6 +39,7 @@ import type { Contender } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
 import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
 import { gitCommit, machine, rss, runtimeName, runtimeVersion, sourceHash } from "./lib/runtime.ts";
+import { sluiceForm } from "./lib/sluice_module.ts";
 
 /** The library code this process loaded (the working tree may change while the suite runs). */
 const SOURCE = sourceHash();
@@ -234,6 +235,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
     ...(baseline ? { baseline } : {}),
     ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
     notes,
+    sluiceForm,
   };
 }
 

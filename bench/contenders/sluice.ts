@@ -10,8 +10,11 @@
  * @module
  */
 
-import { Pipeline, type PipelineEvent, type PipelineMetrics, type Stage, stage } from "../../mod.ts";
+import type { PipelineEvent, PipelineMetrics, Stage } from "../../mod.ts";
 import type { Contender, Job, Outcome } from "../lib/job.ts";
+import { loadSluice } from "../lib/sluice_module.ts";
+
+const { Pipeline, stage } = await loadSluice();
 
 type AnyStage = Stage<unknown, unknown>;
 

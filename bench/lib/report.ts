@@ -56,6 +56,8 @@ export interface CaseReport {
   readonly baseline?: Row;
   readonly excluded?: Readonly<Record<string, string>>;
   readonly notes: readonly string[];
+  /** How sluice was loaded: as this runtime's users get it (reports before it was recorded lack it). */
+  readonly sluiceForm?: string;
 }
 
 export interface Report {
@@ -163,6 +165,12 @@ export function markdown(report: Report): string {
   lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`);
   lines.push(`- Date: ${report.date}, commit ${report.commit}`);
   lines.push(`- Contenders: ${Object.entries(report.libraries).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  const forms = new Map<string, number[]>();
+  for (const c of report.cases) {
+    forms.set(c.sluiceForm ?? "not recorded", [...forms.get(c.sluiceForm ?? "not recorded") ?? [], c.id]);
+  }
+  const form = [...forms].map(([f, ids]) => forms.size > 1 ? `${f} (case ${ids.join(", ")})` : f).join("; ");
+  lines.push(`- sluice: ${form}`);
   lines.push(`- Command: \`${report.command}\``);
   lines.push("");
   lines.push(

@@ -78,12 +78,19 @@ function childCommand(args: string[]): [string, string[]] {
   }
 }
 
-test(`a ${runtime()} process that ran aborted pipelines exits on its own: no timer or handle is left behind`, {
-  timeout: 120_000,
-}, async () => {
-  const seed = process.env.SLUICE_PROPERTY_SEED ?? String(Date.now() % 1_000_000);
-  const [command, args] = childCommand([seed]);
-  const child = spawn(command, args, {
+interface FixtureRun {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** True when it was still running after `killAfterMs` and was killed. */
+  readonly killed: boolean;
+}
+
+/** Runs the shutdown fixture in a child process of this runtime, killing it if it runs past `killAfterMs`. */
+async function runFixture(args: string[], killAfterMs: number): Promise<FixtureRun> {
+  const [command, commandArgs] = childCommand(args);
+  const child = spawn(command, commandArgs, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
@@ -96,23 +103,31 @@ test(`a ${runtime()} process that ran aborted pipelines exits on its own: no tim
   child.stderr.on("data", (data: string) => void (stderr += data));
   const ended = deferred<{ code: number | null; signal: string | null }>();
   child.on("close", (code, signal) => ended.resolve({ code, signal }));
-  // The fixture's timers are a minute long: a leaked one keeps it alive well past this guard.
   let killed = false;
   const guard = setTimeout(() => {
     killed = true;
     child.kill("SIGKILL");
-  }, 45_000);
+  }, killAfterMs);
   try {
     const { code, signal } = await ended.promise;
-    const report = () => `seed ${seed}\nstdout:\n${stdout}\nstderr:\n${stderr}`;
-    assert.equal(killed, false, `the child did not exit on its own and was killed: ${report()}`);
-    assert.equal(signal, null, report());
-    assert.equal(code, 0, `the child exited with ${code}: ${report()}`);
-    assert.match(stdout, /^DONE \d+ runs/m, report());
+    return { code, signal, stdout, stderr, killed };
   } finally {
     clearTimeout(guard);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
+}
+
+test(`a ${runtime()} process that ran aborted pipelines exits on its own: no timer or handle is left behind`, {
+  timeout: 120_000,
+}, async () => {
+  const seed = process.env.SLUICE_PROPERTY_SEED ?? String(Date.now() % 1_000_000);
+  // The fixture's timers are a minute long: a leaked one keeps it alive well past this limit.
+  const { code, signal, stdout, stderr, killed } = await runFixture([seed], 45_000);
+  const report = () => `seed ${seed}\nstdout:\n${stdout}\nstderr:\n${stderr}`;
+  assert.equal(killed, false, `the child did not exit on its own and was killed: ${report()}`);
+  assert.equal(signal, null, report());
+  assert.equal(code, 0, `the child exited with ${code}: ${report()}`);
+  assert.match(stdout, /^DONE \d+ runs/m, report());
 });
 
 // ---------------------------------------------------------------------------
@@ -241,35 +256,15 @@ test(
   },
   async () => {
     // In a child process: if the pipeline never yields to the event loop, no timer in this process could fire either.
-    const [command, args] = childCommand(["starve"]);
-    const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (data: string) => void (stdout += data));
-    child.stderr.on("data", (data: string) => void (stderr += data));
-    const ended = deferred<number | null>();
-    child.on("close", (code) => ended.resolve(code));
-    let killed = false;
-    const guard = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, 15_000);
-    try {
-      const code = await ended.promise;
-      assert.equal(
-        killed,
-        false,
-        "the zero-delay timer that aborts the run never fired: the run over an endless source never yielded " +
-          `to the event loop (so timers, I/O and SIGINT handlers starve), and the child was killed after 15 s`,
-      );
-      assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
-      assert.match(stdout, /^DONE starve/m);
-    } finally {
-      clearTimeout(guard);
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
+    const { code, stdout, stderr, killed } = await runFixture(["starve"], 15_000);
+    assert.equal(
+      killed,
+      false,
+      "the zero-delay timer that aborts the run never fired: the run over an endless source never yielded " +
+        `to the event loop (so timers, I/O and SIGINT handlers starve), and the child was killed after 15 s`,
+    );
+    assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
+    assert.match(stdout, /^DONE starve/m);
   },
 );
 

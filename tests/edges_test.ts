@@ -304,6 +304,16 @@ function failingEverywhere(deadLetterQueue: WritableStream<DeadLetter>, complete
   return { pipeline, failsAt };
 }
 
+/** Waits for `run` to reject and checks that it did so with a DeadLetterSinkError, which it returns. */
+async function sinkFailure(run: Promise<unknown>): Promise<DeadLetterSinkError> {
+  const rejected = await guard(
+    run.then(() => assert.fail("run must reject"), (error) => error),
+    "run to reject",
+  );
+  assert.ok(rejected instanceof DeadLetterSinkError, `expected a DeadLetterSinkError, got ${rejected}`);
+  return rejected;
+}
+
 test("a dead letter sink that starts refusing part-way, under backpressure: run rejects after draining and no entry is lost", async () => {
   const accepted: DeadLetter[] = [];
   const sinkError = new Error("sink went away");
@@ -318,11 +328,7 @@ test("a dead letter sink that starts refusing part-way, under backpressure: run 
   const { pipeline, failsAt } = failingEverywhere(sink, completed);
   const items = range(200);
   const failing = items.filter((n) => failsAt(n) !== undefined);
-  const rejected = await guard(
-    pipeline.run(items).then(() => assert.fail("run must reject"), (error) => error),
-    "run to reject",
-  );
-  assert.ok(rejected instanceof DeadLetterSinkError, `expected a DeadLetterSinkError, got ${rejected}`);
+  const rejected = await sinkFailure(pipeline.run(items));
   assert.equal(rejected.cause, sinkError);
   assert.deepEqual(completed, items.filter((n) => failsAt(n) === undefined), "the pipeline drained first");
   const metrics = pipeline.getMetrics();
@@ -351,11 +357,7 @@ test("a dead letter sink that is errored before the run: every entry is kept and
   const { pipeline, failsAt } = failingEverywhere(sink, completed);
   const items = range(60);
   const failing = items.filter((n) => failsAt(n) !== undefined);
-  const rejected = await guard(
-    pipeline.run(items).then(() => assert.fail("run must reject"), (error) => error),
-    "run to reject",
-  );
-  assert.ok(rejected instanceof DeadLetterSinkError, `expected a DeadLetterSinkError, got ${rejected}`);
+  const rejected = await sinkFailure(pipeline.run(items));
   assert.equal(rejected.cause, sinkError);
   assert.equal(rejected.unwritten, failing.length);
   assert.deepEqual(pipeline.deadLetters.map((entry) => Number(entry.item)).sort((x, y) => x - y), failing);
@@ -393,11 +395,7 @@ test("a dead letter sink that errors with entries queued inside it: the queued e
       return n;
     })],
   });
-  const rejected = await guard(
-    pipeline.run(range(20)).then(() => assert.fail("run must reject"), (error) => error),
-    "run to reject",
-  );
-  assert.ok(rejected instanceof DeadLetterSinkError, `got ${rejected}`);
+  const rejected = await sinkFailure(pipeline.run(range(20)));
   assert.equal((rejected.cause as Error).message, "connection reset");
   // No write was confirmed, so every entry is kept, including the ones queued inside the sink.
   const kept = pipeline.deadLetters.map((entry) => Number(entry.item)).sort((x, y) => x - y);

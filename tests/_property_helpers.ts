@@ -573,31 +573,25 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     }
   };
 
+  /** The options every kind of stage takes from its case. */
+  const stageOptions = (st: StageCase) => ({
+    concurrency: st.concurrency,
+    ordered: st.ordered,
+    maxRetries: st.maxRetries,
+    backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
+    ...retryIfOption(st),
+    ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
+    ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
+  });
+
   const tasksStage = (s: number, st: StageCase) =>
     stage(stageName(s), [
       (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx, 0, false),
       (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx, 1, true),
-    ], {
-      retryScope: st.retryScope,
-      concurrency: st.concurrency,
-      ordered: st.ordered,
-      maxRetries: st.maxRetries,
-      backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
-      ...retryIfOption(st),
-      ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
-      ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
-    });
+    ], { retryScope: st.retryScope, ...stageOptions(st) });
 
   const itemStage = (s: number, st: StageCase) =>
-    stage(stageName(s), (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx), {
-      concurrency: st.concurrency,
-      ordered: st.ordered,
-      maxRetries: st.maxRetries,
-      backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
-      ...retryIfOption(st),
-      ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
-      ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
-    });
+    stage(stageName(s), (input: unknown, ctx: StageContext) => itemAttempt(s, input, ctx), stageOptions(st));
 
   const batchOf = (s: number, st: StageCase) =>
     batchStage<unknown>(
@@ -637,14 +631,8 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
       }) as (batch: readonly unknown[], ctx: StageContext) => void,
       {
         batchSize: st.batchSize,
-        concurrency: st.concurrency,
-        ordered: st.ordered,
-        maxRetries: st.maxRetries,
-        backoff: { initialDelayMs: st.backoffMs, jitter: st.jitter },
-        ...retryIfOption(st),
+        ...stageOptions(st),
         ...(st.flushIntervalMs !== undefined ? { flushIntervalMs: st.flushIntervalMs } : {}),
-        ...(st.queueSize !== undefined ? { queueSize: st.queueSize } : {}),
-        ...(st.timeoutMs !== undefined ? { timeoutMs: st.timeoutMs } : {}),
       },
     );
 

@@ -4,7 +4,7 @@
  * JSR serves it.
  *
  * The suite itself runs on Node through tsx, and tsx's on-the-fly transform
- * made sluice's source run about 5–10% slower there than the bundle of the
+ * made sluice's source run 4–10% slower there than the bundle of the
  * same code (measured in one process; the other contenders come from
  * `node_modules` as plain JavaScript). Measuring the bundle compares the
  * libraries as a user would run them.

@@ -165,12 +165,13 @@ export function markdown(report: Report): string {
   lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`);
   lines.push(`- Date: ${report.date}, commit ${report.commit}`);
   lines.push(`- Contenders: ${Object.entries(report.libraries).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-  const forms = new Map<string, number[]>();
+  const forms = new Map<string, number[]>(); // form -> the cases measured in it
   for (const c of report.cases) {
-    forms.set(c.sluiceForm ?? "not recorded", [...forms.get(c.sluiceForm ?? "not recorded") ?? [], c.id]);
+    const form = c.sluiceForm ?? "not recorded";
+    forms.set(form, [...forms.get(form) ?? [], c.id]);
   }
-  const form = [...forms].map(([f, ids]) => forms.size > 1 ? `${f} (case ${ids.join(", ")})` : f).join("; ");
-  lines.push(`- sluice: ${form}`);
+  const described = [...forms].map(([form, ids]) => forms.size > 1 ? `${form} (case ${ids.join(", ")})` : form);
+  lines.push(`- sluice: ${described.join("; ")}`);
   lines.push(`- Command: \`${report.command}\``);
   lines.push("");
   lines.push(

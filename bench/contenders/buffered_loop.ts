@@ -10,7 +10,7 @@
  */
 
 import { DEFAULT_QUEUE_SIZE } from "../../src/pipeline.ts";
-import { type Contender, ErrorPath, isAsync, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
+import { type Contender, ErrorPath, iteratorOf, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
 
 /** The items a sluice pipeline running `job` may hold: its bound under backpressure. */
 export function itemsHeldBySluice(job: Job): number {
@@ -27,10 +27,7 @@ export const bufferedLoop: Contender = {
     const sink = sinkOf(job);
     const isSync = job.sink.kind === "sync";
     const held = itemsHeldBySluice(job);
-    const source = job.source();
-    const iterator: AsyncIterator<unknown> | Iterator<unknown> = isAsync(source)
-      ? source[Symbol.asyncIterator]()
-      : source[Symbol.iterator]();
+    const iterator = iteratorOf(job.source());
     const buffer: unknown[] = [];
     let head = 0;
     let done = false;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Contender, ErrorPath, isAsync, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
+import { type Contender, ErrorPath, iteratorOf, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
 
 export const workerPool: Contender = {
   name: "worker_pool",
@@ -17,10 +17,7 @@ export const workerPool: Contender = {
     const fns = steps(job, errors);
     const sink = sinkOf(job);
     const isSync = job.sink.kind === "sync";
-    const source = job.source();
-    const iterator: AsyncIterator<unknown> | Iterator<unknown> = isAsync(source)
-      ? source[Symbol.asyncIterator]()
-      : source[Symbol.iterator]();
+    const iterator = iteratorOf(job.source());
     const worker = async () => {
       for (;;) {
         const next = await iterator.next();

@@ -122,6 +122,13 @@ export function isAsync(source: Iterable<unknown> | AsyncIterable<unknown>): sou
   return typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function";
 }
 
+/** An iterator over a sync or async source, for contenders that pull values themselves. */
+export function iteratorOf(
+  source: Iterable<unknown> | AsyncIterable<unknown>,
+): AsyncIterator<unknown> | Iterator<unknown> {
+  return isAsync(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+}
+
 /** Resolves after `ms` milliseconds (a macrotask, as I/O would be). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -38,7 +38,15 @@ import { measureLatency, measureThroughput } from "./lib/harness.ts";
 import type { Contender } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
 import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
-import { gitCommit, machine, rss, runtimeName, runtimeVersion, sourceHash } from "./lib/runtime.ts";
+import {
+  collectionBeforeRun,
+  gitCommit,
+  machine,
+  rss,
+  runtimeName,
+  runtimeVersion,
+  sourceHash,
+} from "./lib/runtime.ts";
 import { sluiceForm } from "./lib/sluice_module.ts";
 
 /** The library code this process loaded (the working tree may change while the suite runs). */
@@ -236,6 +244,9 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
     ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
     notes,
     sluiceForm,
+    collection: benchCase.kind === "memory"
+      ? "a full collection in each child, before its baseline"
+      : await collectionBeforeRun(),
   };
 }
 
@@ -247,7 +258,7 @@ function commandLine(args: Args): string {
   const base = runtimeName === "node"
     ? "node --import tsx bench/main.ts"
     : runtimeName === "deno"
-    ? "deno run -A bench/main.ts"
+    ? "deno run -A --v8-flags=--expose-gc bench/main.ts"
     : "bun bench/main.ts";
   const flags = [
     ...(args.quick ? ["--quick"] : []),

@@ -1,8 +1,9 @@
 /**
  * The measuring loop: one warm-up run per contender, then rounds in which
  * every contender runs once, interleaved (A B C, B C A, C A B, …: the order
- * rotates so that no contender always follows the same one), a forced GC
- * before each run where the runtime allows it, and a check of every run's
+ * rotates so that no contender always follows the same one), a forced
+ * young-generation collection before each run where the runtime allows it
+ * (`collectBeforeRun` says why not a full one), and a check of every run's
  * result. Throughput is the median of the rounds' items/s.
  *
  * @module
@@ -10,7 +11,7 @@
 
 import type { BenchCase, CaseRun, Size } from "../cases.ts";
 import type { Contender, Outcome } from "./job.ts";
-import { collectGarbage } from "./runtime.ts";
+import { collectBeforeRun } from "./runtime.ts";
 
 export interface ThroughputResult {
   readonly contender: string;
@@ -41,7 +42,7 @@ async function runOnce(
   stages?: number,
 ): Promise<{ run: CaseRun; seconds: number; outcome: Outcome }> {
   const run = benchCase.make(n, stages);
-  await collectGarbage();
+  await collectBeforeRun();
   const started = performance.now();
   let outcome: Outcome;
   try {

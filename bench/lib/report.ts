@@ -58,6 +58,8 @@ export interface CaseReport {
   readonly notes: readonly string[];
   /** How sluice was loaded: as this runtime's users get it (reports before it was recorded lack it). */
   readonly sluiceForm?: string;
+  /** The garbage collection forced before each run (reports before it was recorded lack it). */
+  readonly collection?: string;
 }
 
 export interface Report {
@@ -154,6 +156,16 @@ export function write(dir: string, report: Report): { json: string; md: string }
 const num = (value: number | undefined, digits = 3) => (value === undefined ? "–" : value.toFixed(digits));
 const ratio = (value: number | undefined) => (value === undefined ? "–" : `${value.toFixed(value >= 10 ? 1 : 2)}x`);
 
+/** One value of `field` for all the cases, or each value with the cases it holds for. */
+function byCase(cases: readonly CaseReport[], field: (c: CaseReport) => string | undefined): string {
+  const values = new Map<string, number[]>(); // value -> the cases that have it
+  for (const c of cases) {
+    const value = field(c) ?? "not recorded";
+    values.set(value, [...values.get(value) ?? [], c.id]);
+  }
+  return [...values].map(([value, ids]) => values.size > 1 ? `${value} (case ${ids.join(", ")})` : value).join("; ");
+}
+
 export function markdown(report: Report): string {
   const lines: string[] = [];
   const m = report.machine;
@@ -165,13 +177,8 @@ export function markdown(report: Report): string {
   lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}`);
   lines.push(`- Date: ${report.date}, commit ${report.commit}`);
   lines.push(`- Contenders: ${Object.entries(report.libraries).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-  const forms = new Map<string, number[]>(); // form -> the cases measured in it
-  for (const c of report.cases) {
-    const form = c.sluiceForm ?? "not recorded";
-    forms.set(form, [...forms.get(form) ?? [], c.id]);
-  }
-  const described = [...forms].map(([form, ids]) => forms.size > 1 ? `${form} (case ${ids.join(", ")})` : form);
-  lines.push(`- sluice: ${described.join("; ")}`);
+  lines.push(`- sluice: ${byCase(report.cases, (c) => c.sluiceForm)}`);
+  lines.push(`- Before each run: ${byCase(report.cases, (c) => c.collection)}`);
   lines.push(`- Command: \`${report.command}\``);
   lines.push("");
   lines.push(

@@ -21,7 +21,9 @@ interface BunGlobal {
   revision: string;
   gc(force: boolean): void;
 }
-const g = globalThis as { Deno?: DenoGlobal; Bun?: BunGlobal; gc?: () => void };
+/** V8's `gc` (`--expose-gc`): a full collection, or a young-generation one when `minor` is true. */
+type V8Gc = (minor?: boolean) => void;
+const g = globalThis as { Deno?: DenoGlobal; Bun?: BunGlobal; gc?: V8Gc };
 
 /** `node`, `deno` or `bun`. */
 export const runtimeName: "node" | "deno" | "bun" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
@@ -82,26 +84,75 @@ export function sourceHash(): string {
   return hash.digest("hex").slice(0, 12);
 }
 
-let collector: (() => void) | undefined | null;
+/** A runtime's ways to force a collection. */
+interface Collector {
+  readonly full: () => void;
+  /** A young-generation collection; undefined when the runtime gives none. */
+  readonly young: (() => void) | undefined;
+  /** How the report names `young`. */
+  readonly youngName: string;
+}
+
+let collector: Collector | undefined | null;
+
+async function getCollector(): Promise<Collector | null> {
+  if (collector === undefined) collector = await findCollector();
+  return collector;
+}
 
 /** Forces a full garbage collection when the runtime lets us; returns whether it did. */
 export async function collectGarbage(): Promise<boolean> {
-  if (collector === undefined) collector = await findCollector();
-  if (!collector) return false;
-  collector();
-  return true;
+  const found = await getCollector();
+  found?.full();
+  return found !== null;
 }
 
-async function findCollector(): Promise<(() => void) | null> {
-  if (g.Bun) return () => g.Bun!.gc(true);
-  if (typeof g.gc === "function") return g.gc;
+/**
+ * Collects the young generation before a measured run (when the runtime
+ * lets us), so that no run starts with the garbage of the one before it.
+ *
+ * Not a full collection: V8's forced full collection (`gc()`) drops the
+ * hidden classes that optimized code depends on, which V8's own full
+ * collections keep (`--retain-maps-for-n-gc`), so every run after one would
+ * start deoptimized, a state a running program never reaches.
+ */
+export async function collectBeforeRun(): Promise<void> {
+  (await getCollector())?.young?.();
+}
+
+/** What `collectBeforeRun` does here, as the report names it. */
+export async function collectionBeforeRun(): Promise<string> {
+  return (await getCollector())?.youngName ?? "none (this runtime cannot force a collection)";
+}
+
+async function findCollector(): Promise<Collector | null> {
+  if (g.Bun) {
+    const jscModule = "bun:jsc"; // a variable, so that Node's and Deno's type checks do not look for it
+    const { edenGC } = await import(jscModule) as { edenGC: () => void };
+    return { full: () => g.Bun!.gc(true), young: edenGC, youngName: "edenGC() from bun:jsc (young generation)" };
+  }
+  const exposed = typeof g.gc === "function";
+  const gc = exposed ? g.gc! : await exposeGc();
+  if (!gc) return null;
+  if (g.Deno && !exposed) {
+    // The `gc` that Deno makes this way runs memory-reducing full collections, whatever its argument.
+    return {
+      full: () => gc(),
+      young: undefined,
+      youngName: "none: start Deno with --v8-flags=--expose-gc (deno task bench does)",
+    };
+  }
+  return { full: () => gc(), young: () => gc(true), youngName: "gc(true) (young generation)" };
+}
+
+async function exposeGc(): Promise<V8Gc | null> {
   try {
     // Node (and Deno's node:v8) can turn on --expose-gc at run time; a fresh context then has `gc`.
     const v8 = await import("node:v8");
     const vm = await import("node:vm");
     v8.setFlagsFromString("--expose-gc");
     const gc = vm.runInNewContext("gc") as unknown;
-    if (typeof gc === "function") return gc as () => void;
+    if (typeof gc === "function") return gc as V8Gc;
   } catch {
     // No way to force a collection here; runs go on without one.
   }

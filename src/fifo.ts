@@ -41,15 +41,29 @@ export class Fifo<T> {
     return item;
   }
 
-  /** Removes and returns the `count` oldest items (fewer if fewer are queued). */
+  /**
+   * Removes and returns the `count` oldest items (fewer if fewer are queued).
+   * Copied with `slice`: on Bun (JavaScriptCore) the CPU-trivial benchmark
+   * ran 3–7% faster than with a `new Array(n)` filled in a loop, and no
+   * slower on V8.
+   */
   take(count: number): T[] {
-    const taken = new Array<T>(Math.min(count, this.#length));
-    for (let i = 0; i < taken.length; i++) {
-      taken[i] = this.#slots[this.#head] as T;
-      this.#slots[this.#head] = undefined;
-      this.#head = (this.#head + 1) & this.#mask;
+    const n = Math.min(count, this.#length);
+    const slots = this.#slots;
+    const head = this.#head;
+    const end = head + n;
+    let taken: T[];
+    if (end <= slots.length) {
+      taken = slots.slice(head, end) as T[];
+      slots.fill(undefined, head, end); // let go of what was taken
+    } else {
+      const wrapped = end - slots.length;
+      taken = slots.slice(head).concat(slots.slice(0, wrapped)) as T[];
+      slots.fill(undefined, head);
+      slots.fill(undefined, 0, wrapped);
     }
-    this.#length -= taken.length;
+    this.#head = end & this.#mask;
+    this.#length -= n;
     if (this.#length === 0) this.#emptied();
     return taken;
   }

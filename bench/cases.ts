@@ -348,8 +348,8 @@ export function cases(rss: () => number): readonly BenchCase[] {
         "the run; peak: the highest RSS sampled every 5 ms and at every sink pause.",
         `The sink pauses for a 1 ms timer after every ${SINK_PAUSE_EVERY} items (a ceiling of ~100k items/s); ` +
         "a contender slower than that is limited by itself, not the sink. sluice's sink is a fifth stage (concurrency 1), " +
-        "its default queueSize (1000) is used; the others await the sink in their consumer. Effect reads its source " +
-        "4096 items per chunk (Stream.fromIterable's default).",
+        "with the default queueSize (1000) unless a note below says otherwise; the others await the sink in their " +
+        "consumer. Effect reads its source 4096 items per chunk (Stream.fromIterable's default).",
         "buffered_loop is a reference, not a library: for_await holding as many items as sluice may hold here " +
         "(4 × (1000 + 8) + 1001 = 5,033), in a plain array. Held that long, the strings outlive young-generation " +
         "collections; what it shows is the cost of holding them at all, with no bookkeeping.",

@@ -18,6 +18,8 @@
  *   --rounds <n>   measured rounds per case instead of the case's own
  *   --n <n>        items per run instead of the case's own (for exploring; the report records it)
  *   --contenders a,b   only these contenders (and sluice, the yardstick)
+ *   --queue-size <n>  sluice's queueSize per stage instead of its default (and as many items held by
+ *                  buffered_loop); the report says so in each case's notes
  *   --budget <s>   seconds a measured throughput run may take (default 20; 0: no limit); a contender whose
  *                  warm-up rate says N would take longer runs fewer items, and the report says so
  *   --no-write     print the table only
@@ -35,7 +37,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type BenchCase, cases } from "./cases.ts";
 import { measureLatency, measureThroughput } from "./lib/harness.ts";
-import type { Contender } from "./lib/job.ts";
+import { type Contender, withQueueSize } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
 import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
 import {
@@ -80,6 +82,7 @@ interface Args {
   write: boolean;
   childMemory: string | undefined;
   n: number | undefined;
+  queueSize: number | undefined;
   only: string[];
   budget: number;
   render: boolean;
@@ -93,6 +96,7 @@ function parseArgs(argv: readonly string[]): Args {
     write: true,
     childMemory: undefined,
     n: undefined,
+    queueSize: undefined,
     only: [],
     budget: DEFAULT_BUDGET,
     render: false,
@@ -120,6 +124,7 @@ function parseArgs(argv: readonly string[]): Args {
       args.budget = Number(value(i++, arg));
       if (!(args.budget >= 0)) throw new Error(`--budget takes seconds, 0 or more; got ${argv[i]}`);
     } else if (arg === "--n") args.n = integer(value(i++, arg), arg);
+    else if (arg === "--queue-size") args.queueSize = integer(value(i++, arg), arg);
     else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map(knownContender));
     else throw new Error(`unknown argument ${JSON.stringify(arg)}; see the options at the top of bench/main.ts`);
   }
@@ -135,10 +140,11 @@ function knownContender(name: string): string {
   return name;
 }
 
-async function load(name: string): Promise<Contender> {
+/** Loads a contender; with `queueSize`, one that runs every job with that `queueSize`. */
+async function load(name: string, queueSize?: number): Promise<Contender> {
   let found = loaded.get(knownContender(name));
   if (!found) loaded.set(name, found = await CONTENDER_MODULES[name]());
-  return found;
+  return queueSize === undefined ? found : withQueueSize(found, queueSize);
 }
 
 /** A contender already loaded by `load`. */
@@ -155,11 +161,14 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
   const names = args.only.length === 0
     ? benchCase.contenders
     : benchCase.contenders.filter((name) => name === "sluice" || args.only.includes(name));
-  const contenders = await Promise.all(names.map(load));
+  const contenders = await Promise.all(names.map((name) => load(name, args.queueSize)));
   log(`\n== case ${benchCase.id}: ${benchCase.title} (N = ${size.n.toLocaleString("en-US")})`);
   const started = performance.now();
   const loadBefore = os.loadavg()[0];
   const notes = [...benchCase.notes];
+  if (args.queueSize !== undefined) {
+    notes.push(`sluice ran with queueSize ${args.queueSize} per stage (--queue-size), not its default.`);
+  }
   let rows: Row[];
   let baseline: Row | undefined;
   if (benchCase.kind === "throughput") {
@@ -184,7 +193,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       samples: r.samples,
     }));
   } else if (benchCase.kind === "memory") {
-    const results = await measureMemory(benchCase, contenders, size, SCRIPT, log);
+    const results = await measureMemory(benchCase, contenders, size, args.queueSize, SCRIPT, log);
     for (const r of results) {
       if (r.error) notes.push(`${r.contender} gave no result: ${r.error}.`);
       else if (r.source !== SOURCE) {
@@ -244,6 +253,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
     ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
     notes,
     sluiceForm,
+    ...(args.queueSize === undefined ? {} : { queueSize: args.queueSize }),
     collection: benchCase.kind === "memory"
       ? "a full collection in each child, before its baseline"
       : await collectionBeforeRun(),
@@ -265,6 +275,7 @@ function commandLine(args: Args): string {
     ...args.cases.flatMap((id) => ["--case", String(id)]),
     ...(args.rounds !== undefined ? ["--rounds", String(args.rounds)] : []),
     ...(args.n !== undefined ? ["--n", String(args.n)] : []),
+    ...(args.queueSize !== undefined ? ["--queue-size", String(args.queueSize)] : []),
     ...(args.only.length > 0 ? ["--contenders", args.only.join(",")] : []),
     ...(args.budget !== DEFAULT_BUDGET ? ["--budget", String(args.budget)] : []),
   ];
@@ -277,7 +288,7 @@ async function main(): Promise<void> {
   if (args.childMemory !== undefined) {
     const benchCase = table.find((c) => c.id === args.cases[0] && c.kind === "memory");
     if (!benchCase || args.n === undefined) throw new Error("--child-memory needs --case <memory case> and --n");
-    await memoryChild(benchCase, await load(args.childMemory), args.n);
+    await memoryChild(benchCase, await load(args.childMemory, args.queueSize), args.n);
     return;
   }
   if (args.render) {

@@ -1,8 +1,9 @@
 /**
  * A reference for the memory case (case 5), not a library: the `for await`
  * loop, reading ahead as many items as a sluice pipeline may hold under
- * backpressure with its default `queueSize` of 1000 per stage — each of the
- * job's stages (1000 + concurrency) and the sink's own stage (1000 + 1). It
+ * backpressure with its default `queueSize` of 1000 per stage (or the job's
+ * `queueSize`) — each of the job's stages (1000 + concurrency) and the sink's
+ * own stage (1000 + 1). It
  * holds the same number of items for the same time, with no bookkeeping at
  * all: what holding them costs on this runtime, whoever holds them.
  *
@@ -14,8 +15,9 @@ import { type Contender, ErrorPath, iteratorOf, type Job, type Outcome, sinkOf, 
 
 /** The items a sluice pipeline running `job` may hold: its bound under backpressure. */
 export function itemsHeldBySluice(job: Job): number {
-  const sinkStage = job.sink.kind === "async" ? DEFAULT_QUEUE_SIZE + 1 : 0;
-  return job.fns.length * (DEFAULT_QUEUE_SIZE + job.concurrency) + sinkStage;
+  const queueSize = job.queueSize ?? DEFAULT_QUEUE_SIZE;
+  const sinkStage = job.sink.kind === "async" ? queueSize + 1 : 0;
+  return job.fns.length * (queueSize + job.concurrency) + sinkStage;
 }
 
 export const bufferedLoop: Contender = {

@@ -69,7 +69,8 @@ export const sluice: Contender = {
     else if (last < 0) throw new Error("a sluice pipeline needs at least one stage");
 
     const events = new EventCounts();
-    const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener });
+    const queueSize = job.queueSize === undefined ? {} : { queueSize: job.queueSize };
+    const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener, ...queueSize });
     const metrics = await pipeline.run(job.source());
     check(metrics, events, pipeline.deadLetters.length);
     let retries = 0;

@@ -39,6 +39,12 @@ export interface Job {
    */
   readonly streaming: boolean;
   readonly sink: Sink;
+  /**
+   * sluice's `queueSize` per stage, when not its default (`--queue-size`, for
+   * exploring); `buffered_loop` holds as many items as that lets sluice hold.
+   * The other contenders have no such setting and ignore it.
+   */
+  readonly queueSize?: number;
 }
 
 /** What a contender reports about one run, for checking. */
@@ -57,6 +63,11 @@ export interface Contender {
   /** One line on how the job is expressed with it. */
   readonly how: string;
   run(job: Job): Promise<Outcome>;
+}
+
+/** `contender`, running every job with sluice's `queueSize` set to `queueSize`. */
+export function withQueueSize(contender: Contender, queueSize: number): Contender {
+  return { ...contender, run: (job) => contender.run({ ...job, queueSize }) };
 }
 
 /** Marks an item that failed for good in contenders that pass failures on in place (like sluice does). */

@@ -94,6 +94,7 @@ export async function measureMemory(
   benchCase: BenchCase,
   contenders: readonly Contender[],
   size: Size,
+  queueSize: number | undefined,
   script: string,
   log: Log,
 ): Promise<MemoryResult[]> {
@@ -108,6 +109,7 @@ export async function measureMemory(
       String(benchCase.id),
       "--n",
       String(size.n),
+      ...(queueSize === undefined ? [] : ["--queue-size", String(queueSize)]),
     ];
     const { output, problem } = await runChild(command, childArgs);
     const lines = output.split("\n");

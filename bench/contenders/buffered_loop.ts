@@ -1,11 +1,11 @@
 /**
  * A reference for the memory case (case 5), not a library: the `for await`
  * loop, reading ahead as many items as a sluice pipeline may hold under
- * backpressure with its default `queueSize` of 1000 per stage (or the job's
- * `queueSize`) — each of the job's stages (1000 + concurrency) and the sink's
- * own stage (1000 + 1). It
- * holds the same number of items for the same time, with no bookkeeping at
- * all: what holding them costs on this runtime, whoever holds them.
+ * backpressure with its `queueSize` (the default 1000, or the job's) — each
+ * of the job's stages (queueSize + concurrency) and the sink's own stage
+ * (queueSize + 1). It holds the same number of items for the same time, with
+ * no bookkeeping at all: what holding them costs on this runtime, whoever
+ * holds them.
  *
  * @module
  */

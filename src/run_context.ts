@@ -1,7 +1,7 @@
 /**
  * What one run of a pipeline shares across its stages: metrics, the logger,
- * the event listener and the forced-shutdown switch. A new one is made for
- * every `run()` and `stream()`, so runs never share state.
+ * the event listener, the clock and the forced-shutdown switch. A new one is
+ * made for every `run()` and `stream()`, so runs never share state.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import type { EventListener, PipelineEvent } from "./events.ts";
 import { type Logger, type LogProperties, silentLogger } from "./logger.ts";
 import { MetricsRecorder } from "./metrics.ts";
 import { isPromiseLike } from "./attempt.ts";
+import { SettleClock } from "./settle_clock.ts";
 
 /** Something in progress that a forced shutdown must interrupt. @internal */
 export type Interruptible = (reason: unknown) => void;
@@ -17,6 +18,8 @@ export type Interruptible = (reason: unknown) => void;
 /** @internal */
 export class RunContext {
   readonly metrics: MetricsRecorder;
+  /** What the stages read the time from (`performance.now()`, shared where it can be). */
+  readonly clock: SettleClock = new SettleClock();
   readonly #listener: EventListener | undefined;
   /** True when a logger was given: per-item debug records are written only then. */
   readonly logsDebug: boolean;

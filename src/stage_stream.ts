@@ -11,7 +11,8 @@
  *
  * Hot path: the first attempt runs inline (no timer, no registration per
  * attempt); retries and timeouts go through `withRetries`. Results that are
- * ready together move on together as one chunk.
+ * ready together move on together as one chunk. Attempts that settle
+ * together share one clock reading (`SettleClock`).
  *
  * @module
  */
@@ -28,9 +29,6 @@ import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 import type { StageSpec } from "./stage.ts";
-
-/** `performance`, looked up once: on Node the global is a getter, a cost paid per item here. */
-const clock = performance;
 
 /** The most envelopes moved downstream in one chunk. */
 const MAX_CHUNK = 256;
@@ -134,7 +132,7 @@ export class StageEngine {
   #ending = false;
   #drained: (() => void) | undefined;
   /** `Date.now() - performance.now()`, refreshed per chunk: wall-clock times without a second clock read per item. */
-  #epochOffset = Date.now() - clock.now();
+  #epochOffset = Date.now() - performance.now();
   #stopForce: () => void;
 
   constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity, deliver?: Deliver) {
@@ -148,8 +146,13 @@ export class StageEngine {
     this.capacity = new Capacity(queueSize + spec.concurrency * spec.batchSize);
     this.#freeWorkers = Array.from({ length: spec.concurrency }, (_, i) => spec.concurrency - 1 - i);
     this.#running = new Array(spec.concurrency).fill(undefined);
-    this.#onFirstAttemptDone = this.#running.map((_, worker) => (value) => this.#firstAttemptDone(worker, value));
-    this.#onFirstAttemptFailed = this.#running.map((_, worker) => (error) => this.#firstAttemptFailed(worker, error));
+    const clock = run.clock;
+    this.#onFirstAttemptDone = this.#running.map((_, worker) => (value) =>
+      this.#firstAttemptDone(worker, value, clock.settled())
+    );
+    this.#onFirstAttemptFailed = this.#running.map((_, worker) => (error) =>
+      this.#firstAttemptFailed(worker, error, clock.settled())
+    );
     this.#reorder = new Array(spec.concurrency).fill(undefined);
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
@@ -169,7 +172,7 @@ export class StageEngine {
 
   #accept(chunk: Chunk): void {
     this.#held += chunk.length;
-    const now = clock.now();
+    const now = this.#run.clock.now();
     this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
     const timestamp = this.#epoch(now);
@@ -220,7 +223,7 @@ export class StageEngine {
     if (this.#pumping) return;
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
-      now ??= clock.now();
+      now ??= this.#run.clock.now();
       const next = this.#waiting.shift()!;
       this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);
     }
@@ -236,7 +239,7 @@ export class StageEngine {
     this.#counters.inFlight += group.items.length;
     const input = group.input(this.#batch);
     if (this.#run.forced) {
-      this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1);
+      this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
     } else if (spec.runTaskByTask) {
       this.#settleWhenDone(group, spec.runTaskByTask(input, group));
     } else if (spec.policy.timeoutMs !== undefined) {
@@ -266,12 +269,14 @@ export class StageEngine {
     try {
       result = this.#spec.attempt(input, group);
     } catch (error) {
-      return this.#firstAttemptFailed(worker, error);
+      return this.#firstAttemptFailed(worker, error, this.#run.clock.now());
     }
     if (isPromiseLike(result)) {
-      result.then(this.#onFirstAttemptDone[worker], this.#onFirstAttemptFailed[worker]);
+      // Through Promise.resolve: a thenable that calls back at once would be
+      // seen inside this call, where the shared clock reading does not hold.
+      Promise.resolve(result).then(this.#onFirstAttemptDone[worker], this.#onFirstAttemptFailed[worker]);
     } else {
-      this.#firstAttemptDone(worker, result);
+      this.#firstAttemptDone(worker, result, this.#run.clock.now());
     }
   }
 
@@ -281,19 +286,19 @@ export class StageEngine {
    * `#running` already (no new one starts after that), so a late result finds
    * nothing to settle.
    */
-  #firstAttemptDone(worker: number, value: unknown): void {
+  #firstAttemptDone(worker: number, value: unknown, now: number): void {
     const group = this.#running[worker];
     if (!group) return;
     this.#running[worker] = undefined;
-    this.#succeeded(group, value, 1);
+    this.#succeeded(group, value, 1, now);
   }
 
-  #firstAttemptFailed(worker: number, error: unknown): void {
+  #firstAttemptFailed(worker: number, error: unknown, now: number): void {
     const group = this.#running[worker];
     if (!group) return;
     this.#running[worker] = undefined;
-    if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1);
-    this.#retry(group, group.input(this.#batch), { error, durationMs: clock.now() - group.startedAt });
+    if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1, now);
+    this.#retry(group, group.input(this.#batch), { error, durationMs: now - group.startedAt });
   }
 
   #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
@@ -303,12 +308,13 @@ export class StageEngine {
 
   /** Records the outcome of a retry loop (or of tasks retried one by one) once it is known. */
   #settleWhenDone(group: Group, outcome: Promise<Outcome<unknown>>): void {
+    const clock = this.#run.clock;
     outcome.then(
       (result) =>
         result.ok
-          ? this.#succeeded(group, result.value, result.attempts)
-          : this.#failed(group, result.error, result.attempts),
-      (error) => this.#failed(group, error, 1),
+          ? this.#succeeded(group, result.value, result.attempts, clock.settled())
+          : this.#failed(group, result.error, result.attempts, clock.settled()),
+      (error) => this.#failed(group, error, 1, clock.settled()),
     );
   }
 
@@ -319,7 +325,7 @@ export class StageEngine {
       const error = new ShutdownError(this.#spec.name, { cause: reason });
       group.abort(error);
       this.#running[group.worker] = undefined;
-      this.#failed(group, error, 1);
+      this.#failed(group, error, 1, this.#run.clock.now());
     }
   }
 
@@ -337,12 +343,11 @@ export class StageEngine {
     }
   }
 
-  /** The unit succeeded: `result` is the item's output, or a batch's outputs. */
-  #succeeded(group: Group, result: unknown, attempts: number): void {
+  /** The unit succeeded at `now`: `result` is the item's output, or a batch's outputs. */
+  #succeeded(group: Group, result: unknown, attempts: number, now: number): void {
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
-    const now = clock.now();
     const durationMs = now - group.startedAt;
     counters.inFlight -= items.length;
     counters.succeeded += items.length;
@@ -377,12 +382,11 @@ export class StageEngine {
     this.#inLine(group, now);
   }
 
-  /** The unit failed for good: its items become failures that travel on to the outlet. */
-  #failed(group: Group, cause: unknown, attempts: number): void {
+  /** The unit failed for good at `now`: its items become failures that travel on to the outlet. */
+  #failed(group: Group, cause: unknown, attempts: number, now: number): void {
     const items = group.items;
     const run = this.#run;
     const { name } = this.#spec;
-    const now = clock.now();
     const durationMs = now - group.startedAt;
     this.#counters.inFlight -= items.length;
     this.#counters.failed += items.length;

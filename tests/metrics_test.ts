@@ -265,6 +265,61 @@ test("latency quantiles are ordered p50 <= p95 <= p99 <= max and above 0 for a s
   );
 });
 
+/** Spins for `ms` milliseconds: work no timer or promise can hide. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* spin */ }
+}
+
+test("an item's recorded duration covers all of its attempt, however the stage function returns", async () => {
+  // Each attempt returns, at random: a value, a thenable that calls back at
+  // once, a promise that busy-waits after an await, or one that busy-waits
+  // before it. The reading that ends an attempt must come after its work,
+  // even where the reactions of other items share one.
+  const random = mulberry32(7);
+  const kinds = Array.from({ length: 400 }, () => Math.floor(random() * 4));
+  const took = new Map<string, number>();
+  const fnFor = (name: string) => (n: number): number | Promise<number> => {
+    const kind = kinds[n];
+    const started = performance.now();
+    const done = () => took.set(`${name}/${n}`, performance.now() - started);
+    if (kind === 0) return (busy(0.3), done(), n);
+    if (kind === 1) {
+      // A thenable, as plain JavaScript may return: not a Promise to the type checker.
+      const thenable = { then: (resolve: (value: number) => void) => (busy(0.3), done(), resolve(n)) };
+      return thenable as unknown as Promise<number>;
+    }
+    return (async () => {
+      if (kind === 3) busy(0.3);
+      await null;
+      if (kind === 2) busy(0.3);
+      done();
+      return n;
+    })();
+  };
+  const recorded = new Map<string, number>();
+  const pipeline = new Pipeline({
+    name: "durations",
+    stages: [
+      stage("ordered", fnFor("ordered"), { concurrency: 8 }),
+      stage("unordered", fnFor("unordered"), { concurrency: 8, ordered: false }),
+    ],
+    onEvent: (event) => {
+      if (event.type === "completed") recorded.set(`${event.stage}/${event.itemId}`, event.durationMs);
+    },
+  });
+  const metrics = await pipeline.run(Array.from({ length: kinds.length }, (_, i) => i));
+  assert.equal(metrics.totalCompleted, kinds.length);
+  assert.equal(took.size, 2 * kinds.length);
+  const short: string[] = [];
+  for (const [key, ms] of took) {
+    const durationMs = recorded.get(key)!;
+    const n = Number(key.split("/")[1]);
+    if (durationMs < ms) short.push(`${key} (kind ${kinds[n]}): recorded ${durationMs} ms, took ${ms} ms`);
+  }
+  assert.deepEqual(short, []);
+});
+
 test("latency includes the backoff between attempts", async () => {
   const pipeline = new Pipeline({
     name: "latency-backoff",

@@ -93,6 +93,31 @@ test("stage() makes exactly one attempt when maxRetries is left at its default o
   assert.equal(pipeline.deadLetters[0].attempts, 1);
 });
 
+test("stage() treats a thenable whose then() throws as a failed attempt, and retries it", async () => {
+  let calls = 0;
+  const pipeline = new Pipeline({
+    name: "throwing-thenable",
+    stages: [stage("s", (n: number) => {
+      calls++;
+      if (calls === 1 || n === 2) {
+        // What plain JavaScript may return: a thenable that is broken.
+        return {
+          then: () => {
+            throw new Error(`no then for ${n}`);
+          },
+        } as unknown as Promise<number>;
+      }
+      return n;
+    }, { maxRetries: 1, backoff: { initialDelayMs: 0 } })],
+  });
+  const metrics = await pipeline.run([1, 2, 3]);
+  assert.equal(metrics.totalCompleted, 2);
+  assert.equal(metrics.stageMetrics.s.retries, 2);
+  assert.deepEqual(pipeline.deadLetters.map((entry) => [entry.item, entry.reason, entry.attempts]), [
+    [2, "no then for 2", 2],
+  ]);
+});
+
 test("stage() does not retry a PermanentError", async () => {
   let calls = 0;
   const pipeline = new Pipeline({

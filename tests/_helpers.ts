@@ -299,3 +299,9 @@ export function shuffle<T>(values: readonly T[], random: () => number): T[] {
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Spins for `ms` milliseconds of `performance.now()` time: work that no timer or promise can hide. */
+export function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* spin */ }
+}

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PermanentError, Pipeline, type PipelineMetrics, stage, type StageContext } from "../mod.ts";
-import { Counter, type Deferred, deferred, delay, guard, mulberry32 } from "./_helpers.ts";
+import { busy, Counter, type Deferred, deferred, delay, guard, mulberry32 } from "./_helpers.ts";
 
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
 
@@ -264,12 +264,6 @@ test("latency quantiles are ordered p50 <= p95 <= p99 <= max and above 0 for a s
     "latency covers successful items only",
   );
 });
-
-/** Spins for `ms` milliseconds: work no timer or promise can hide. */
-function busy(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) { /* spin */ }
-}
 
 test("an item's recorded duration covers all of its attempt, however the stage function returns", async () => {
   // Each attempt returns, at random: a value, a thenable that calls back at

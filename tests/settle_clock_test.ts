@@ -11,12 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { SettleClock } from "../src/settle_clock.ts";
-
-/** Spins for `ms` milliseconds of `performance.now()` time. */
-function busy(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) { /* spin */ }
-}
+import { busy } from "./_helpers.ts";
 
 /** One step of a schedule, run in a microtask of its own (or after a macrotask turn). */
 interface Step {

@@ -14,7 +14,11 @@
  * {@linkcode SettleClock.settled} reads the clock, queues such a microtask,
  * and gives the same reading to every reaction until that microtask has run.
  * The reading is at or after the moment each of those promises settled, as
- * a fresh reading would be, and no later than one.
+ * a fresh reading would be, and no later than one. A worker freed in such a
+ * reaction starts its next item with the same reading, so that item's time
+ * may include microtasks that ran before it started. A fresh reading had
+ * the same slack at the other end (the microtasks that ran before the
+ * reaction); either way a duration is never shorter than the real one.
  *
  * Only for code that runs as a promise reaction: a result seen synchronously
  * (a stage function that returns a value) needs a fresh reading,

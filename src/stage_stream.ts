@@ -28,16 +28,11 @@ import type { StageCounters } from "./metrics.ts";
 import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
+import { settled } from "./settle_clock.ts";
 import type { StageSpec } from "./stage.ts";
 
 /** The most envelopes moved downstream in one chunk. */
 const MAX_CHUNK = 256;
-
-/**
- * Schedules microtasks: `then` on a settled promise costs one small promise,
- * where Node's `queueMicrotask` also makes an async resource per call.
- */
-const settled = Promise.resolve();
 
 /** What every unit of one stage in one run shares. */
 interface StageSite {

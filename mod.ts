@@ -55,10 +55,12 @@ export type {
   EventBase,
   EventListener,
   FailedEvent,
+  FilteredEvent,
   ItemId,
   PipelineEvent,
   QueuedEvent,
   RetryEvent,
+  SkippedEvent,
   StartedEvent,
 } from "./src/events.ts";
 export { consoleLogger, silentLogger } from "./src/logger.ts";

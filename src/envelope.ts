@@ -1,7 +1,8 @@
 /**
- * What travels between stages: items, and failures beside them as data, in
- * small arrays (chunks). A failure never errors a stream; the pipeline's
- * outlet splits failures off into the dead letter queue at the end.
+ * What travels between stages: items, and failures and dropped items beside
+ * them as data, in small arrays (chunks). A failure never errors a stream;
+ * the pipeline's outlet splits failures off into the dead letter queue at
+ * the end, and counts dropped items by their fate.
  *
  * @module
  */
@@ -29,8 +30,30 @@ export class Failure {
   ) {}
 }
 
+/**
+ * How an item that did not complete and was not dead-lettered left the
+ * pipeline: `filtered` (a stage returned `skip`) or `skipped` (error routing
+ * dropped it on purpose).
+ */
+export type DropFate = "filtered" | "skipped";
+
+/**
+ * An item that left the pipeline early, on purpose, in `stage`. Like a
+ * failure it travels on to the outlet, which counts it; it is not a dead
+ * letter. `error` is the error that made error routing skip it, if any.
+ * @internal
+ */
+export class Dropped {
+  constructor(
+    readonly id: ItemId,
+    readonly stage: string,
+    readonly fate: DropFate,
+    readonly error?: unknown,
+  ) {}
+}
+
 /** @internal */
-export type Envelope = Item | Failure;
+export type Envelope = Item | Failure | Dropped;
 
 /** The unit streams move: one or more envelopes, counted per envelope by the queuing strategies. @internal */
 export type Chunk = Envelope[];

@@ -87,6 +87,20 @@ export interface DeadLetteredEvent extends EventBase {
   readonly error: SerializedError;
 }
 
+/** The item left the pipeline on purpose: a stage returned `skip` for it. */
+export interface FilteredEvent extends EventBase {
+  /** The event's kind. */
+  readonly type: "filtered";
+}
+
+/** The item's failure was turned into a skip by error routing: it left the pipeline, not as a dead letter. */
+export interface SkippedEvent extends EventBase {
+  /** The event's kind. */
+  readonly type: "skipped";
+  /** The error that was skipped, as plain data. */
+  readonly error: SerializedError;
+}
+
 /**
  * One of the events a pipeline reports through `onEvent`.
  *
@@ -107,7 +121,9 @@ export type PipelineEvent =
   | RetryEvent
   | CompletedEvent
   | FailedEvent
-  | DeadLetteredEvent;
+  | DeadLetteredEvent
+  | FilteredEvent
+  | SkippedEvent;
 
 /** The listener type of the pipeline's `onEvent` option. */
 export type EventListener = (event: PipelineEvent) => void | Promise<void>;

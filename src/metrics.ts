@@ -19,12 +19,16 @@ export interface LatencySummary {
 
 /** One stage's counters. */
 export interface StageMetrics {
-  /** Items that left the stage: `succeeded + failed`. */
+  /** Items that left the stage: `succeeded + failed + filtered + skipped`. */
   readonly processed: number;
   /** Items the stage finished successfully. */
   readonly succeeded: number;
   /** Items that failed in the stage for good. */
   readonly failed: number;
+  /** Items the stage dropped on purpose by returning `skip`. */
+  readonly filtered: number;
+  /** Items whose failure error routing turned into a skip in this stage. */
+  readonly skipped: number;
   /** Retry attempts made (attempts after the first). */
   readonly retries: number;
   /** Items in an attempt or in backoff right now. */
@@ -39,7 +43,8 @@ export interface StageMetrics {
 
 /**
  * A snapshot of a pipeline's metrics, from `pipeline.getMetrics()` or `run`.
- * At the end of every run `totalIngested === totalCompleted + totalFailed`
+ * At the end of every run every item has exactly one fate,
+ * `totalIngested === totalCompleted + totalFailed + totalFiltered + totalSkipped`,
  * and `itemsInFlight === 0`.
  */
 export interface PipelineMetrics {
@@ -49,7 +54,11 @@ export interface PipelineMetrics {
   readonly totalCompleted: number;
   /** Items that failed for good in some stage. */
   readonly totalFailed: number;
-  /** Items ingested and not yet completed or failed. */
+  /** Items a stage dropped on purpose by returning `skip` (not dead letters). */
+  readonly totalFiltered: number;
+  /** Items whose failure error routing turned into a skip (not dead letters). */
+  readonly totalSkipped: number;
+  /** Items ingested and not yet completed, failed, filtered or skipped. */
   readonly itemsInFlight: number;
   /** Completed items per second since the run started. */
   readonly throughputPerSecond: number;
@@ -123,6 +132,8 @@ export class LatencyHistogram {
 export class StageCounters {
   succeeded = 0;
   failed = 0;
+  filtered = 0;
+  skipped = 0;
   retries = 0;
   inFlight = 0;
   readonly latency = new LatencyHistogram();
@@ -131,9 +142,11 @@ export class StageCounters {
 
   snapshot(seconds: number): StageMetrics {
     return {
-      processed: this.succeeded + this.failed,
+      processed: this.succeeded + this.failed + this.filtered + this.skipped,
       succeeded: this.succeeded,
       failed: this.failed,
+      filtered: this.filtered,
+      skipped: this.skipped,
       retries: this.retries,
       inFlight: this.inFlight,
       queueDepth: this.queueDepth(),
@@ -148,6 +161,8 @@ export class MetricsRecorder {
   ingested = 0;
   completed = 0;
   failed = 0;
+  filtered = 0;
+  skipped = 0;
   deadLettered = 0;
   readonly stages: ReadonlyMap<string, StageCounters>;
   #startedAt = performance.now();
@@ -175,7 +190,9 @@ export class MetricsRecorder {
       totalIngested: this.ingested,
       totalCompleted: this.completed,
       totalFailed: this.failed,
-      itemsInFlight: this.ingested - this.completed - this.failed,
+      totalFiltered: this.filtered,
+      totalSkipped: this.skipped,
+      itemsInFlight: this.ingested - this.completed - this.failed - this.filtered - this.skipped,
       throughputPerSecond: rate(this.completed, seconds),
       stageMetrics,
       deadLetterCount: this.deadLettered,

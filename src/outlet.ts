@@ -1,14 +1,14 @@
 /**
  * The end of a pipeline's chain: completed items go on, failures are split
  * off into the dead letter queue (memory, a `WritableStream`, or nowhere)
- * and counted.
+ * and counted, and dropped items (filtered, skipped) are counted by fate.
  *
  * @module
  */
 
 import { Capacity } from "./capacity.ts";
 import { type DeadLetter, describeThrown, serializeError } from "./dead_letter.ts";
-import { type Chunk, Failure } from "./envelope.ts";
+import { type Chunk, Dropped, Failure } from "./envelope.ts";
 import { DeadLetterSinkError } from "./errors.ts";
 import type { RunContext } from "./run_context.ts";
 
@@ -48,6 +48,8 @@ export class Outlet {
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
         this.#deadLetter(envelope);
+      } else if (envelope instanceof Dropped) {
+        this.#drop(envelope);
       } else {
         metrics.completed++;
         emit?.(envelope.value);
@@ -79,6 +81,23 @@ export class Outlet {
     }
     if (this.#memory) this.#memory.push(toDeadLetter(failure, reason));
     else if (this.#writer) this.#write(this.#writer, toDeadLetter(failure, reason));
+  }
+
+  /** Counts an item that left on purpose (filtered or skipped); it is not a dead letter. */
+  #drop(dropped: Dropped): void {
+    const run = this.#run;
+    const { id: itemId, stage, fate } = dropped;
+    run.metrics[fate]++;
+    if (fate === "skipped") {
+      run.log("warn", "item skipped", { stage, itemId, reason: describeThrown(dropped.error) });
+    }
+    if (!run.hasListener) return;
+    const timestamp = Date.now();
+    run.emit(
+      fate === "filtered"
+        ? { type: "filtered", itemId, stage, timestamp }
+        : { type: "skipped", itemId, stage, error: serializeError(dropped.error), timestamp },
+    );
   }
 
   #write(writer: WritableStreamDefaultWriter<DeadLetter>, entry: DeadLetter): void {

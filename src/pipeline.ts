@@ -321,8 +321,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
 
   #end(run: RunContext): void {
     run.metrics.end();
-    const { totalIngested, totalCompleted, totalFailed } = run.metrics.snapshot();
-    run.log("info", "run finished", { totalIngested, totalCompleted, totalFailed });
+    const { totalIngested, totalCompleted, totalFailed, totalFiltered, totalSkipped } = run.metrics.snapshot();
+    run.log("info", "run finished", { totalIngested, totalCompleted, totalFailed, totalFiltered, totalSkipped });
   }
 
   /**

@@ -172,8 +172,8 @@ export class StageEngine {
     const announce = this.#run.hasListener;
     const timestamp = this.#epoch(now);
     for (const envelope of chunk) {
-      if (envelope instanceof Failure) {
-        this.#outbox.push(envelope); // failures keep moving; order matters only for results
+      if (!(envelope instanceof Item)) {
+        this.#outbox.push(envelope); // failures and dropped items keep moving; order matters only for results
         continue;
       }
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });

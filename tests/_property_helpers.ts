@@ -922,9 +922,12 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
   // Totals.
   const N = facts.expectedIngested ?? metrics.totalIngested;
   expect(metrics.totalIngested === N, () => `totalIngested ${metrics.totalIngested}, expected ${N}`);
+  const fates = metrics.totalCompleted + metrics.totalFailed + metrics.totalFiltered + metrics.totalSkipped;
   expect(
-    metrics.totalIngested === metrics.totalCompleted + metrics.totalFailed,
-    () => `ingested ${metrics.totalIngested} ≠ completed ${metrics.totalCompleted} + failed ${metrics.totalFailed}`,
+    metrics.totalIngested === fates,
+    () =>
+      `ingested ${metrics.totalIngested} ≠ completed ${metrics.totalCompleted} + failed ${metrics.totalFailed} + ` +
+      `filtered ${metrics.totalFiltered} + skipped ${metrics.totalSkipped}`,
   );
   expect(metrics.itemsInFlight === 0, () => `itemsInFlight ${metrics.itemsInFlight}`);
   expect(metrics.deadLetterCount === metrics.totalFailed, () => `deadLetterCount ${metrics.deadLetterCount}`);

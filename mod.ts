@@ -66,4 +66,5 @@ export type {
 export { consoleLogger, silentLogger } from "./src/logger.ts";
 export type { ConsoleLoggerOptions, Logger, LogLevel, LogProperties } from "./src/logger.ts";
 export type { Source } from "./src/source.ts";
+export type { AcknowledgingSource, Fate, SettledItem } from "./src/source.ts";
 export type { PipelineStream } from "./src/pipeline_stream.ts";

@@ -11,6 +11,10 @@ import { type DeadLetter, describeThrown, serializeError } from "./dead_letter.t
 import { type Chunk, Dropped, Failure } from "./envelope.ts";
 import { DeadLetterSinkError } from "./errors.ts";
 import type { RunContext } from "./run_context.ts";
+import type { SettledItem } from "./source.ts";
+
+/** Hears items whose fate became final (an acknowledging source's `settle`). @internal */
+export type SettleListener = (items: readonly SettledItem[]) => void;
 
 /** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
 export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
@@ -33,8 +37,16 @@ export class Outlet {
   readonly #unwritten: DeadLetter[];
   #sinkError: { error: unknown } | undefined;
   #blocked = false;
+  readonly #settle: SettleListener | undefined;
 
-  constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[], limit: number) {
+  constructor(
+    run: RunContext,
+    target: DeadLetterTarget,
+    fallback: DeadLetter[],
+    limit: number,
+    settle?: SettleListener,
+  ) {
+    this.#settle = settle;
     this.capacity = new Capacity(limit);
     this.#run = run;
     this.#unwritten = fallback;
@@ -55,7 +67,19 @@ export class Outlet {
         emit?.(envelope.value);
       }
     }
+    if (this.#settle) this.#settleChunk(this.#settle, chunk);
     this.capacity.release(chunk.length);
+  }
+
+  /** Tells the source the fates that are final now; a dead letter written to a stream is told once written. */
+  #settleChunk(settle: SettleListener, chunk: Chunk): void {
+    const settled: SettledItem[] = [];
+    for (const envelope of chunk) {
+      if (envelope instanceof Failure) {
+        if (!this.#writer) settled.push({ id: envelope.id, fate: "dead-lettered" });
+      } else settled.push({ id: envelope.id, fate: envelope instanceof Dropped ? envelope.fate : "completed" });
+    }
+    if (settled.length > 0) settle(settled);
   }
 
   #deadLetter(failure: Failure): void {
@@ -106,10 +130,14 @@ export class Outlet {
       return;
     }
     try {
-      writer.write(entry).catch((error) => {
-        this.#sinkFailed(error);
-        this.#unwritten.push(entry);
-      });
+      const settle = this.#settle;
+      writer.write(entry).then(
+        settle && (() => settle([{ id: entry.itemId, fate: "dead-lettered" }])),
+        (error) => {
+          this.#sinkFailed(error);
+          this.#unwritten.push(entry);
+        },
+      );
     } catch (error) {
       // Node 20 throws synchronously (an internal assertion) when writing to a
       // stream that was closed behind the writer's back.

@@ -12,11 +12,11 @@ import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
 import type { EventListener, ItemId } from "./events.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { PipelineMetrics } from "./metrics.ts";
-import { type DeadLetterTarget, Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
+import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
-import { checkSource, type Source, sourceStream } from "./source.ts";
+import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
 import { pipeThroughEngines, StageEngine } from "./stage_stream.ts";
 
@@ -211,24 +211,34 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   async run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
     checkSource(source);
     validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" run`, root: "options" });
+    const acking = acknowledgingOf(source);
+    if (acking && this.#id) {
+      throw new TypeError(
+        `Pipeline "${this.name}": the source gives its items their ids (an AcknowledgingSource); remove the id option`,
+      );
+    }
     const target = this.#deadLetterTarget();
     const run = this.#begin();
     const stop = new AbortController();
     const detach = this.#attachShutdown(run, stop, options);
     let sourceError: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run, "run", target);
-      const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
+      const engines = this.#engines(run, "run", target, acking && settleListener(run, acking));
+      const input = sourceStream(source, engines[0].capacity, this.#ingester(run, acking), stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       });
       await pipeThroughEngines(input, engines).pipeTo(new WritableStream<Chunk>());
-      await engines.outlet.close().catch((error) => {
-        if (!sourceError) throw error;
-        throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
-          cause: sourceError.error,
+      try {
+        await engines.outlet.close().catch((error) => {
+          if (!sourceError) throw error;
+          throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
+            cause: sourceError.error,
+          });
         });
-      });
+      } finally {
+        await acking?.close(); // every fate is told by now: the source flushes its acknowledgements
+      }
     } finally {
       detach();
       this.#end(run);
@@ -330,9 +340,14 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * hands its chunks straight to the outlet (nothing reads its readable
    * side); for `stream` they go through the readable to the consumer.
    */
-  #engines(run: RunContext, mode: "run" | "stream", target: DeadLetterTarget): StageEngine[] & { outlet: Outlet } {
+  #engines(
+    run: RunContext,
+    mode: "run" | "stream",
+    target: DeadLetterTarget,
+    settle?: SettleListener,
+  ): StageEngine[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
-    const outlet = new Outlet(run, target, this.#deadLetters, limit);
+    const outlet = new Outlet(run, target, this.#deadLetters, limit, settle);
     const engines: StageEngine[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
@@ -347,10 +362,13 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     return Object.assign(engines, { outlet });
   }
 
-  /** Wraps a source value as an item with its id, counting it as ingested. */
-  #ingester(run: RunContext): (value: unknown) => Envelope {
+  /**
+   * Wraps a source value as an item with its id, counting it as ingested. An
+   * acknowledging source names the ids, and may reject a value.
+   */
+  #ingester(run: RunContext, acking?: AcknowledgingSource<unknown>): (value: unknown) => Envelope {
     let sequence = 0;
-    const id = this.#id;
+    const id = acking ? (value: unknown) => acking.itemId(value) : this.#id;
     const firstStage = this.#specs[0].name;
     return (value) => {
       run.metrics.ingested++;
@@ -360,6 +378,12 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         const itemId = id(value);
         if (typeof itemId !== "string" && typeof itemId !== "number") {
           throw new TypeError(`The pipeline's id() must return a string or a number; got ${show(itemId)}`);
+        }
+        const rejected = acking?.rejection?.(value);
+        if (rejected !== undefined) {
+          run.metrics.stage(firstStage).failed++;
+          const now = Date.now();
+          return new Failure(itemId, firstStage, value, rejected, 1, now, now);
         }
         return new Item(itemId, value);
       } catch (error) {
@@ -402,6 +426,17 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       for (const cleanup of cleanups) cleanup();
     };
   }
+}
+
+/** The outlet's listener for an acknowledging source: a `settle` that throws is logged, never fatal. */
+function settleListener(run: RunContext, acking: AcknowledgingSource<unknown>): SettleListener {
+  return (items) => {
+    try {
+      acking.settle(items);
+    } catch (error) {
+      run.log("error", "the source's settle() threw; its items may be delivered again", { error });
+    }
+  };
 }
 
 function checkStage(pipeline: string, candidate: unknown, index: number): StageSpec {

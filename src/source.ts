@@ -8,9 +8,94 @@
 import type { Capacity } from "./capacity.ts";
 import { show } from "./config.ts";
 import type { Chunk, Envelope } from "./envelope.ts";
+import type { ItemId } from "./events.ts";
 
 /** What `pipeline.run()` reads from. */
 export type Source<T> = ReadableStream<T> | AsyncIterable<T> | Iterable<T>;
+
+/** How an item left the pipeline, for good: the four fates every item ends in exactly once. */
+export type Fate = "completed" | "dead-lettered" | "filtered" | "skipped";
+
+/** An item whose fate became final, as told to an {@linkcode AcknowledgingSource}. */
+export interface SettledItem {
+  /** The item's id, as the source's `itemId()` gave it. */
+  readonly id: ItemId;
+  /** Its fate. `dead-lettered` is told once the dead letter queue took the entry (a stream's `write()` resolved). */
+  readonly fate: Fate;
+}
+
+/**
+ * A source that hears each item's final fate: how a message queue (Redis
+ * Streams, SQS, a Kafka consumer, …) acknowledges a message only once its
+ * item has finished, so that a crash loses nothing. `pipeline.run()` treats
+ * any async iterable with these three methods this way; a pipeline that reads
+ * another source pays nothing for it.
+ *
+ * - The source names each value's id (`itemId`): the message id becomes the
+ *   item's id, in events, logs and dead letters (`DeadLetter.itemId`). The
+ *   pipeline's `id` option must not be given with such a source.
+ * - `settle` is called, synchronously and in batches, as fates become final:
+ *   `completed` when the item left the last stage, `filtered` / `skipped` when
+ *   a stage dropped it, `dead-lettered` when the dead letter queue took it
+ *   (kept in memory, or written to the `WritableStream`; an entry the stream
+ *   refused is never told, so its message stays unacknowledged and comes
+ *   back). Each item read is settled at most once per run.
+ * - `close` is awaited once the run has nothing left in flight, after the
+ *   dead letter queue was closed: flush pending acknowledgements there. A
+ *   rejection makes `run()` reject.
+ * - `rejection` (optional) dead-letters a value at the first stage instead of
+ *   running it, with the error it returns (a message delivered too often).
+ *
+ * @typeParam T What the source gives the first stage.
+ *
+ * @example A source that acknowledges by id
+ * ```ts
+ * import { type AcknowledgingSource, Pipeline, type SettledItem, stage } from "../mod.ts";
+ *
+ * const messages = [{ id: "m1", body: 1 }, { id: "m2", body: -1 }];
+ * const acked: SettledItem[] = [];
+ * const queue: AcknowledgingSource<{ id: string; body: number }> = {
+ *   async *[Symbol.asyncIterator]() {
+ *     yield* messages;
+ *   },
+ *   itemId: (message) => message.id,
+ *   settle: (items) => void acked.push(...items),
+ *   close: async () => {},
+ * };
+ * const pipeline = new Pipeline({
+ *   name: "queue",
+ *   stages: [stage("check", (m: { id: string; body: number }) => {
+ *     if (m.body < 0) throw new Error("negative");
+ *     return m.body;
+ *   })],
+ * });
+ * await pipeline.run(queue);
+ * console.assert(acked.length === 2 && pipeline.deadLetters[0].itemId === "m2");
+ * ```
+ */
+export interface AcknowledgingSource<T> extends AsyncIterable<T> {
+  /** The id of a value read (its message id): the item's id. */
+  itemId(value: T): ItemId;
+  /** Told which items' fates became final; must not throw, and should return quickly. */
+  settle(items: readonly SettledItem[]): void;
+  /** Awaited at the end of the run, once every item read has been settled. */
+  close(): Promise<void>;
+  /** An error to dead-letter `value` with at the first stage instead of running it, or `undefined` to run it. */
+  rejection?(value: T): unknown;
+}
+
+/**
+ * The source as an {@linkcode AcknowledgingSource}, or undefined when it is
+ * an ordinary one.
+ * @internal
+ */
+export function acknowledgingOf(source: unknown): AcknowledgingSource<unknown> | undefined {
+  const candidate = source as Partial<AcknowledgingSource<unknown>> | null;
+  return typeof candidate?.itemId === "function" && typeof candidate.settle === "function" &&
+      typeof candidate.close === "function"
+    ? candidate as AcknowledgingSource<unknown>
+    : undefined;
+}
 
 /** Reads up to `max` values; `null` at the end. */
 interface ValueReader {

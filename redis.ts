@@ -24,7 +24,9 @@
  *     redisStreamSink({ client, stream: output, source }),
  *   ],
  *   deadLetterQueue: () => redisDeadLetterStream({ client, stream: dlq, source }),
- *   onEvent: (event) => event.type === "completed" && stop.abort(),
+ *   onEvent: (event) => {
+ *     if (event.type === "completed") stop.abort();
+ *   },
  * });
  * await pipeline.run(source, { signal: stop.signal });
  * const [[, fields]] = await client.xrange(output, "-", "+");

@@ -94,7 +94,9 @@ export function deadLetterFields(entry: DeadLetter): string[] {
  *     return entry;
  *   })],
  *   deadLetterQueue: () => redisDeadLetterStream({ client, stream: dlq, source }),
- *   onEvent: (event) => event.type === "dead-lettered" && stop.abort(),
+ *   onEvent: (event) => {
+ *     if (event.type === "dead-lettered") stop.abort();
+ *   },
  * });
  * await pipeline.run(source, { signal: stop.signal });
  * const [[, fields]] = await client.xrange(dlq, "-", "+");

@@ -104,7 +104,9 @@ interface Write {
  *     redisStreamSink({ client, stream: output, maxLen: 10_000, source }),
  *   ],
  *   // a graceful stop finishes what was read: stop once all three were read
- *   onEvent: (event) => event.type === "completed" && event.stage === "double" && ++doubled === 3 && stop.abort(),
+ *   onEvent: (event) => {
+ *     if (event.type === "completed" && event.stage === "double" && ++doubled === 3) stop.abort();
+ *   },
  * });
  * await pipeline.run(source, { signal: stop.signal });
  * const written = await client.xrange(output, "-", "+");

@@ -124,6 +124,13 @@ export class RedisStreamSource implements AcknowledgingSource<RedisStreamEntry> 
   #buffer: RedisStreamEntry[] = [];
   /** Ids handed to the pipeline whose fate is not final yet. */
   readonly #inFlight = new Set<string>();
+  /**
+   * Ids settled lately, in two generations turned at most once a second: an
+   * entry settled but whose acknowledgement (here, or in a writer's MULTI)
+   * is not in yet must not be claimed back and run again.
+   */
+  #settled: [Set<string>, Set<string>] = [new Set(), new Set()];
+  #settledSince = performance.now();
   /** Claimed entries delivered too often: id to deliveries. */
   readonly #poison = new Map<string, number>();
   /** The read or claim in progress. */
@@ -167,6 +174,7 @@ export class RedisStreamSource implements AcknowledgingSource<RedisStreamEntry> 
     const acked = ackedOnWrite.get(this)!;
     for (const { id, fate } of items) {
       this.#inFlight.delete(id as string);
+      this.#settled[0].add(id as string);
       if (!acked.has(fate)) this.#toAck.push(id as string);
     }
     if (this.#toAck.length > 0) this.#acking ??= this.#flushAcks();
@@ -309,10 +317,19 @@ export class RedisStreamSource implements AcknowledgingSource<RedisStreamEntry> 
       this.#batchSize,
     ).catch((error) => this.#readFailed(error)) as [string, unknown[]];
     this.#claimCursor = reply[0];
-    if (this.#claimCursor === "0-0") this.#lastClaimScan = performance.now();
+    const now = performance.now();
+    if (this.#claimCursor === "0-0") this.#lastClaimScan = now;
     const waiting = new Set(this.#buffer.map((entry) => entry.id));
-    // An entry of ours still in the pipeline (slower than claimIdleMs) is not run twice here.
-    const claimed = parseEntries(reply[1]).filter((entry) => !this.#inFlight.has(entry.id) && !waiting.has(entry.id));
+    const [recent, older] = this.#settled;
+    // An entry of ours still in the pipeline (slower than claimIdleMs), or settled and
+    // being acknowledged, is not run twice here.
+    const claimed = parseEntries(reply[1]).filter((entry) =>
+      !this.#inFlight.has(entry.id) && !waiting.has(entry.id) && !recent.has(entry.id) && !older.has(entry.id)
+    );
+    if (now - this.#settledSince >= 1000) {
+      this.#settled = [new Set(), recent];
+      this.#settledSince = now;
+    }
     if (claimed.length > 0) await this.#noteDeliveries(reader, claimed);
     return claimed;
   }
@@ -408,7 +425,9 @@ function parseEntries(raw: unknown[]): RedisStreamEntry[] {
  * const pipeline = new Pipeline({
  *   name: "billing",
  *   stages: [stage("add", (entry: { fields: Readonly<Record<string, string>> }) => (sum += Number(entry.fields.total)))],
- *   onEvent: (event) => event.type === "completed" && sum === 12 && stop.abort(),
+ *   onEvent: (event) => {
+ *     if (event.type === "completed" && sum === 12) stop.abort();
+ *   },
  * });
  * await pipeline.run(source, { signal: stop.signal });
  * const pending = await client.xpending(stream, "billing") as [number];

@@ -1,7 +1,7 @@
 /**
  * `npm run build`: the npm package's `dist/`.
  *
- * - `dist/mod.js`: `mod.ts` bundled by esbuild into one ES module (platform
+ * - `dist/mod.js` and `dist/redis.js` (`sluice/redis`, sharing a chunk with it): `mod.ts` bundled by esbuild into one ES module (platform
  *   neutral, so it loads in Node, Deno, Bun, workerd and browsers alike), with
  *   `zod` left as an import of the package's one dependency.
  * - `dist/mod.d.ts` and `dist/src/*.d.ts`: declarations emitted by `tsc -p
@@ -83,15 +83,22 @@ export function rewriteImports(text: string, path = "(text)"): string {
   return lines.join("\n");
 }
 
-/** Builds the whole package output into `outDir` (emptied first). */
+/** The package's entry points: `sluice` and the optional `sluice/redis`, which must share one copy of the core. */
+export const entryPoints: readonly string[] = [join(root, "mod.ts"), join(root, "redis.ts")];
+
+/**
+ * Builds the whole package output into `outDir` (emptied first): one module
+ * per entry point, the code they share split into a chunk beside them (so
+ * that `sluice/redis` stages are the core's own).
+ */
 export async function build(outDir: string = join(root, "dist")): Promise<void> {
   rmSync(outDir, { recursive: true, force: true });
-  await bundle(join(outDir, "mod.js"));
+  await esbuild.build({ ...bundleOptions, entryPoints: [...entryPoints], outdir: outDir, splitting: true });
   declarations(outDir);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const outDir = resolve(process.argv[2] ?? join(root, "dist"));
   await build(outDir);
-  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, mod.d.ts`);
+  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, redis.js, mod.d.ts, redis.d.ts`);
 }

@@ -244,54 +244,64 @@ async function until(what: string, condition: () => Promise<boolean>): Promise<v
   }
 }
 
-test(`3 consumer processes (${runtime}) over 20,000 entries, one SIGKILLed mid-run: nothing lost, none pending, duplicates only of the killed one's in-flight entries`, async () => {
-  await withRedis(async (client, server) => {
-    const total = 20_000;
-    const ids = await addEntries(client, "in", total);
-    await client.xgroup("CREATE", "in", "workers", "0");
-    const consumers = ["a", "b", "victim"].map((name) => startConsumer(server.port, name));
-    const victim = consumers[2];
-    await victim.progressed(1000);
-    victim.kill("SIGKILL");
-    const killed = await victim.exited;
-    assert.equal(killed.signal, "SIGKILL", killed.stderr);
-    const inFlight = new Set(
-      ((await client.xpending("in", "workers", "-", "+", total, "victim")) as [string][]).map(([id]) => id),
-    );
-    assert.ok(inFlight.size > 0, "the killed consumer had entries in flight");
-    await until(
-      "every entry is in out or dlq",
-      async () => (await client.xlen("out")) + (await client.xlen("dlq")) >= total,
-    );
-    await until("nothing is pending", async () => (await pendingCount(client, "in", "workers")) === 0);
-    for (const survivor of consumers.slice(0, 2)) survivor.kill("SIGINT");
-    for (const survivor of consumers.slice(0, 2)) {
-      const finished = await survivor.exited;
-      assert.equal(finished.code, 0, `${survivor.name} exits 0 on SIGINT\n${finished.stderr}`);
-      const metrics = JSON.parse(finished.stdout.trim().split("\n").at(-1)!);
-      assert.equal(metrics.itemsInFlight, 0);
-    }
-    const written = (await client.xrange("out", "-", "+")).map(([, fields]) => fields[fields.indexOf("src") + 1]);
-    const dead = (await client.xrange("dlq", "-", "+")).map(([, fields]) => fields[fields.indexOf("itemId") + 1]);
-    assert.equal(
-      new Set(written).size,
-      written.length,
-      "no entry's output was written twice (written and acked in one MULTI)",
-    );
-    assert.equal(new Set(dead).size, dead.length, "no entry was dead-lettered twice");
-    assert.equal(written.length + dead.length, total);
-    assert.deepEqual([...written, ...dead].sort(), [...ids].sort(), "every entry is in out or in dlq");
-    assert.equal(dead.length, total / 50, "the entries with n % 50 === 7 are dead letters");
-    assert.equal(await pendingCount(client, "in", "workers"), 0);
-    // The idempotent sink: one key per entry, however often it ran.
-    const runs = await client.hgetall("runs");
-    const results = await client.hgetall("results");
-    assert.equal(Object.keys(results).length, written.length);
-    const twice = Object.entries(runs).filter(([, count]) => Number(count) > 1).map(([id]) => id);
-    for (const id of twice) assert.ok(inFlight.has(id), `${id} ran twice but was not in flight on the killed consumer`);
-    console.log(
-      `redis kill test (${runtime}): ${inFlight.size} entries in flight on the killed consumer, ` +
-        `${twice.length} of them run twice by the idempotent save stage, 0 duplicates in out and dlq`,
-    );
-  });
-});
+test(
+  `3 consumer processes (${runtime}) over 20,000 entries, one SIGKILLed mid-run: nothing lost, none pending, duplicates only of the killed one's in-flight entries`,
+  { timeout: PROCESS_LIMIT_MS * 2 },
+  async () => {
+    await withRedis(async (client, server) => {
+      const total = 20_000;
+      const ids = await addEntries(client, "in", total);
+      await client.xgroup("CREATE", "in", "workers", "0");
+      const consumers = ["a", "b", "victim"].map((name) => startConsumer(server.port, name));
+      const victim = consumers[2];
+      await victim.progressed(1000);
+      victim.kill("SIGKILL");
+      const killed = await victim.exited;
+      assert.equal(killed.signal, "SIGKILL", killed.stderr);
+      const inFlight = new Set(
+        ((await client.xpending("in", "workers", "-", "+", total, "victim")) as [string][]).map(([id]) => id),
+      );
+      assert.ok(inFlight.size > 0, "the killed consumer had entries in flight");
+      await until(
+        "every entry is in out or dlq",
+        async () => (await client.xlen("out")) + (await client.xlen("dlq")) >= total,
+      );
+      await until("nothing is pending", async () => (await pendingCount(client, "in", "workers")) === 0);
+      for (const survivor of consumers.slice(0, 2)) survivor.kill("SIGINT");
+      for (const survivor of consumers.slice(0, 2)) {
+        const finished = await survivor.exited;
+        assert.equal(
+          finished.code,
+          0,
+          `${survivor.name} exits 0 on SIGINT (${finished.signal})\n${finished.stdout.slice(-500)}\n${finished.stderr}`,
+        );
+        const metrics = JSON.parse(finished.stdout.trim().split("\n").at(-1)!);
+        assert.equal(metrics.itemsInFlight, 0);
+      }
+      const written = (await client.xrange("out", "-", "+")).map(([, fields]) => fields[fields.indexOf("src") + 1]);
+      const dead = (await client.xrange("dlq", "-", "+")).map(([, fields]) => fields[fields.indexOf("itemId") + 1]);
+      assert.equal(
+        new Set(written).size,
+        written.length,
+        "no entry's output was written twice (written and acked in one MULTI)",
+      );
+      assert.equal(new Set(dead).size, dead.length, "no entry was dead-lettered twice");
+      assert.equal(written.length + dead.length, total);
+      assert.deepEqual([...written, ...dead].sort(), [...ids].sort(), "every entry is in out or in dlq");
+      assert.equal(dead.length, total / 50, "the entries with n % 50 === 7 are dead letters");
+      assert.equal(await pendingCount(client, "in", "workers"), 0);
+      // The idempotent sink: one key per entry, however often it ran.
+      const runs = await client.hgetall("runs");
+      const results = await client.hgetall("results");
+      assert.equal(Object.keys(results).length, written.length);
+      const twice = Object.entries(runs).filter(([, count]) => Number(count) > 1).map(([id]) => id);
+      for (const id of twice) {
+        assert.ok(inFlight.has(id), `${id} ran twice but was not in flight on the killed consumer`);
+      }
+      console.log(
+        `redis kill test (${runtime}): ${inFlight.size} entries in flight on the killed consumer, ` +
+          `${twice.length} of them run twice by the idempotent save stage, 0 duplicates in out and dlq`,
+      );
+    });
+  },
+);

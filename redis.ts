@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * import process from "node:process";
- * import Redis from "ioredis";
+ * import { Redis } from "ioredis";
  * import { Pipeline, stage } from "./mod.ts";
  * import { redisDeadLetterStream, redisStreamSink, redisStreamSource, type RedisStreamEntry } from "./redis.ts";
  *

@@ -18,9 +18,9 @@
  */
 import process from "node:process";
 import { hostname } from "node:os";
-import Redis from "ioredis";
+import { Redis } from "ioredis";
 import { consoleLogger, PermanentError, Pipeline, stage } from "../mod.ts";
-import { redisDeadLetterStream, redisStreamSink, redisStreamSource, type RedisStreamEntry } from "../redis.ts";
+import { redisDeadLetterStream, type RedisStreamEntry, redisStreamSink, redisStreamSource } from "../redis.ts";
 
 const client = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 const [mode = "work", count = "1000"] = process.argv.slice(2);

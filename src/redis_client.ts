@@ -25,11 +25,11 @@ export interface RedisTransaction {
 
 /**
  * The Redis client sluice/redis works with: an ioredis 5 client
- * (`import Redis from "ioredis"; new Redis(url)`), passed in by you.
+ * (`import { Redis } from "ioredis"; new Redis(url)`), passed in by you.
  *
  * @example An ioredis client fits
  * ```ts ignore
- * import Redis from "ioredis";
+ * import { Redis } from "ioredis";
  * import type { RedisClient } from "./redis_client.ts";
  *
  * const client: RedisClient = new Redis("redis://127.0.0.1:6379");

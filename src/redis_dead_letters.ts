@@ -77,7 +77,7 @@ export function deadLetterFields(entry: DeadLetter): string[] {
  * @example Dead letters and their acknowledgement in one transaction
  * ```ts
  * import process from "node:process";
- * import Redis from "ioredis";
+ * import { Redis } from "ioredis";
  * import { DeadLetterSchema, PermanentError, Pipeline, stage } from "../mod.ts";
  * import { redisStreamSource, type RedisStreamEntry } from "./redis_source.ts";
  * import { redisDeadLetterStream } from "./redis_dead_letters.ts";

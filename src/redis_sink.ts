@@ -86,7 +86,7 @@ interface Write {
  * @example Copy entries from one stream to another, doubled
  * ```ts
  * import process from "node:process";
- * import Redis from "ioredis";
+ * import { Redis } from "ioredis";
  * import { Pipeline, stage } from "../mod.ts";
  * import { redisStreamSource, type RedisStreamEntry } from "./redis_source.ts";
  * import { redisStreamSink } from "./redis_sink.ts";
@@ -110,7 +110,7 @@ interface Write {
  * });
  * await pipeline.run(source, { signal: stop.signal });
  * const written = await client.xrange(output, "-", "+");
- * console.assert(written.map(([, fields]) => fields[1]).join() === "2,4,6");
+ * console.assert(written.map((entry: [string, string[]]) => entry[1][1]).join() === "2,4,6");
  * await client.del(input, output);
  * await client.quit();
  * ```

@@ -6,14 +6,17 @@
  * runs `deno test --doc`, which type-checks the examples as well.
  *
  * A block fenced as ```ts ignore is skipped, as `deno test --doc` does.
+ * Examples that import ioredis (sluice/redis) get a redis-server of this
+ * file's own, started for the first of them, at `SLUICE_REDIS_URL`.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { assertSucceeded, bin, nodeOnly, root, run, skipBecause } from "./fixtures/runtimes.ts";
+import { type RedisServer, startRedis } from "./fixtures/redis_server.ts";
 
 /** One fenced code block from a doc comment. */
 interface Example {
@@ -33,7 +36,7 @@ function documentedFiles(): string[] {
     .filter((name) => name.endsWith(".ts") && !name.endsWith("_test.ts"))
     .sort()
     .map((name) => join(root, "src", name));
-  return [join(root, "mod.ts"), ...sources];
+  return [join(root, "mod.ts"), join(root, "redis.ts"), ...sources];
 }
 
 /** The code blocks in the `/** … *\/` comments of `file`, with their import specifiers made absolute. */
@@ -120,7 +123,10 @@ const examples = documentedFiles().flatMap(examplesIn);
  * afterwards), with `console.assert` throwing on a false condition meanwhile.
  */
 async function runExample(example: Example): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-docs-"));
+  if (needsRedis(example)) await redis();
+  // Inside the repository (.tmp/ is ignored), so that packages such as ioredis resolve from node_modules.
+  mkdirSync(join(root, ".tmp"), { recursive: true });
+  const dir = mkdtempSync(join(root, ".tmp", "docs-"));
   const file = join(dir, "example.mts");
   writeFileSync(file, `${example.code}\n\nexport {};\n`);
   const original = console.assert;
@@ -135,6 +141,21 @@ async function runExample(example: Example): Promise<void> {
     console.assert = original;
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function needsRedis(example: Example): boolean {
+  return /from "ioredis"/.test(example.code);
+}
+
+let server: Promise<RedisServer> | undefined;
+
+/** The examples' redis-server, started once, its URL in `SLUICE_REDIS_URL`. */
+async function redis(): Promise<string> {
+  server ??= startRedis().then((started) => {
+    process.env.SLUICE_REDIS_URL = started.url;
+    return started;
+  });
+  return (await server).url;
 }
 
 test("the doc comments hold examples to run", () => {
@@ -152,13 +173,17 @@ test("deno test --doc type-checks and runs every example", {
   skip: skipBecause("tests/docs_test.ts (its deno test --doc test)", nodeOnly),
 }, async () => {
   const preload = join(root, "tests", "fixtures", "docs", "assert_throws.ts");
-  const finished = await run(bin("deno"), ["test", "--doc", "--preload", preload, "mod.ts", "src/"], {
+  const finished = await run(bin("deno"), ["test", "-A", "--doc", "--preload", preload, "mod.ts", "redis.ts", "src/"], {
     cwd: root,
-    env: { DENO_NO_UPDATE_CHECK: "1" },
+    env: { DENO_NO_UPDATE_CHECK: "1", SLUICE_REDIS_URL: await redis() },
   });
   assertSucceeded("deno test --doc", finished);
   const summary = finished.stdout.match(/(\d+) passed \| (\d+) failed/);
   assert.ok(summary, `deno printed its summary:\n${finished.stdout}`);
   const runnable = examples.filter((example) => !example.ignored).length;
   assert.equal(Number(summary[1]), runnable, "deno ran as many examples as this file found");
+});
+
+test("the examples' redis-server stops", async () => {
+  if (server) await (await server).stop();
 });

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
-import Redis from "ioredis";
+import { Redis } from "ioredis";
 import { ConfigError, type DeadLetter, DeadLetterSchema, PermanentError, Pipeline, stage } from "../mod.ts";
 import {
   PoisonMessageError,
@@ -215,7 +215,7 @@ function startConsumer(port: number, name: string): Consumer {
     for (const waiter of waiters.filter((w) => progress >= w.n)) waiter.resolve();
   });
   child.stderr.on("data", (data: Buffer) => (stderr += data.toString()));
-  const limit = setTimeout(() => child.kill("SIGKILL"), PROCESS_LIMIT_MS);
+  const limit = setTimeout(() => child.pid !== undefined && process.kill(child.pid, "SIGKILL"), PROCESS_LIMIT_MS);
   const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
     (resolve) =>
       child.on("close", (code, signal) => {
@@ -230,7 +230,10 @@ function startConsumer(port: number, name: string): Consumer {
         waiters.push({ n, resolve });
         void exited.then(() => resolve());
       }),
-    kill: (signal) => void child.kill(signal),
+    // process.kill rather than child.kill: under Deno, child.kill makes the exit look like death by that signal.
+    kill: (signal) => {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, signal);
+    },
     exited,
   };
 }

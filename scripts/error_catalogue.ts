@@ -14,6 +14,7 @@
  */
 
 import { batchStage, Pipeline, stage } from "../mod.ts";
+import { PoisonMessageError } from "../redis.ts";
 
 /** Where the mistake is made. */
 export type Place = "stage()" | "batchStage()" | "new Pipeline()" | "pipeline.run()" | "pipeline.stream()";
@@ -977,7 +978,36 @@ export async function markdown(): Promise<string> {
     }
     lines.push("");
   }
+  lines.push(...redisErrors());
   return lines.join("\n");
+}
+
+/**
+ * The errors of `sluice/redis`, which need a server to happen: described
+ * here, their messages checked by tests/redis_test.ts.
+ */
+function redisErrors(): string[] {
+  const poison = new PoisonMessageError("orders", "1700000000000-0", 6, 5);
+  return [
+    "## sluice/redis",
+    "",
+    "Options of `redisStreamSource()`, `redisStreamSink()` and `redisDeadLetterStream()` are checked when they are",
+    "called and throw a `ConfigError` naming the field, like the options above. At run time (tests/redis_test.ts checks",
+    "these messages against a real server):",
+    "",
+    "| Error | When | What it says |",
+    "| --- | --- | --- |",
+    "| `RedisStreamError` (rejects `run()`) | the client is not connected (ioredis `lazyConnect`, or closed) | " +
+    '`the Redis client is not connected (status "wait"); call await client.connect() first …` |',
+    "| `RedisStreamError` (rejects `run()`) | the stream does not exist | " +
+    '`the stream "…" does not exist; add entries to it first, or pass createGroup: true …` |',
+    "| `RedisStreamError` (rejects `run()`) | the consumer group does not exist | " +
+    '`the consumer group "…" does not exist (…); create it with XGROUP CREATE …, or pass createGroup: true` |',
+    "| `PermanentError` (a dead letter) | `redisStreamSink()` got a field that is not a string | " +
+    '`field "n" is 0; stream entry fields must be strings (convert it: String(value), …)` |',
+    `| \`${poison.name}\` (a dead letter) | an entry was delivered more than \`maxDeliveries\` times | \`${poison.message}\` |`,
+    "",
+  ];
 }
 
 /**

@@ -20,6 +20,7 @@
  */
 export class RedisStreamError extends Error {
   /**
+   * Makes the error.
    * @param message What is wrong and what to do.
    * @param options `cause`: the Redis error, if any.
    */
@@ -51,6 +52,7 @@ export class PoisonMessageError extends Error {
   readonly maxDeliveries: number;
 
   /**
+   * Makes the dead letter's error.
    * @param stream The stream the entry is in.
    * @param entryId The entry's id.
    * @param deliveries How many times it has been delivered.

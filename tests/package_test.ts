@@ -213,6 +213,19 @@ test(
   },
 );
 
+test("the tarball's sluice/redis entry point shares the core with sluice, and ioredis is an optional peer", {
+  skip,
+}, async () => {
+  const { files, manifest } = await installed();
+  for (const target of Object.values(manifest.exports["./redis"] as Record<string, string>)) {
+    assert.ok(files.includes(target.replace(/^\.\//, "")), `${target} (sluice/redis) is in the tarball`);
+  }
+  const redis = readFileSync(join(root, "dist", "redis.js"), "utf8");
+  assert.doesNotMatch(redis, /class StageEngine/, "dist/redis.js imports the core's chunk instead of a copy");
+  const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  assert.equal(rootManifest.peerDependenciesMeta.ioredis.optional, true);
+});
+
 test(
   "Node imports the installed package as ESM and runs a pipeline with a retry and a dead letter",
   { skip },

@@ -511,10 +511,10 @@ export const MISTAKES: readonly Mistake[] = [
   },
   {
     place: "new Pipeline()",
-    mistake: "the name is missing",
+    mistake: 'the name is missing (not an error: it defaults to "pipeline")',
     code: `new Pipeline({ stages: [parse] })`,
-    attempt: () => new Pipeline({ stages: [parse()] } as never),
-    expect: { classes: CONFIG, field: "name", value: "got undefined", allowed: /non-empty string/ },
+    attempt: () => `builds "${new Pipeline({ stages: [parse()] }).name}"`,
+    expect: { accepted: `builds "pipeline"` },
   },
   pipelineOption("the name is empty", { name: "" }, "name", /non-empty string/, { alsoIn: CONFIG_TEST }),
   pipelineOption("the name is not a string", { name: 7 }, "name", /non-empty string/, { alsoIn: CONFIG_TEST }),

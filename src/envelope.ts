@@ -11,6 +11,10 @@ import type { ItemId } from "./events.ts";
 
 /** An item on its way through the stages. `value` is replaced by each stage. @internal */
 export class Item {
+  /** performance.now() when the first stage received it, for end-to-end latency. */
+  bornAt = 0;
+  /** Milliseconds spent in attempts (and backoff) so far, over all stages. */
+  workMs = 0;
   constructor(readonly id: ItemId, public value: unknown) {}
 }
 
@@ -32,10 +36,11 @@ export class Failure {
 
 /**
  * How an item that did not complete and was not dead-lettered left the
- * pipeline: `filtered` (a stage returned `skip`) or `skipped` (error routing
- * dropped it on purpose).
+ * pipeline: `filtered` (a stage returned `skip`), `skipped` (error routing
+ * dropped it on purpose) or `expanded` (a flatMap stage replaced it by its
+ * outputs).
  */
-export type DropFate = "filtered" | "skipped";
+export type DropFate = "filtered" | "skipped" | "expanded";
 
 /**
  * An item that left the pipeline early, on purpose, in `stage`. Like a
@@ -49,6 +54,8 @@ export class Dropped {
     readonly stage: string,
     readonly fate: DropFate,
     readonly error?: unknown,
+    /** For `expanded`: how many outputs replaced it. */
+    readonly children?: number,
   ) {}
 }
 

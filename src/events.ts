@@ -51,7 +51,11 @@ export interface RetryEvent extends EventBase {
   readonly durationMs: number;
 }
 
-/** The item left the stage successfully. */
+/**
+ * The item left the stage successfully. The outputs of a flatMap stage that
+ * is the last stage leave the pipeline with a `completed` event of
+ * `attempt: 0` (no attempt of their own).
+ */
 export interface CompletedEvent extends EventBase {
   /** The event's kind. */
   readonly type: "completed";

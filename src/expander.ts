@@ -94,8 +94,32 @@ export class Expander {
     if (this.#pending.length === 0) return;
     const chunk = this.#pending;
     this.#pending = [];
-    if (this.#last) this.#run.metrics.recordLeft(chunk, this.#run.clock.now());
+    if (this.#last) {
+      this.#run.metrics.recordLeft(chunk, this.#run.clock.now());
+      if (this.#run.hasListener) this.#announceLeft(chunk);
+    }
     this.#deliver!(chunk);
+  }
+
+  /**
+   * Outputs of a last flatMap stage leave the pipeline here: a `completed`
+   * event each, with `attempt: 0` (they had no attempt of their own), which
+   * tells them from their parent's `completed` (the call of `fn`).
+   */
+  #announceLeft(chunk: Chunk): void {
+    const timestamp = Date.now();
+    for (const envelope of chunk) {
+      if (!(envelope instanceof Item)) continue;
+      this.#run.emit({
+        type: "completed",
+        itemId: envelope.id,
+        stage: this.#stage,
+        attempt: 0,
+        worker: 0,
+        durationMs: 0,
+        timestamp,
+      });
+    }
   }
 
   async #expand(parent: Item, expansion: Expansion): Promise<void> {

@@ -215,7 +215,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     this.#onEvent = withTracker(
       resolved.onEvent as EventListener | undefined,
       resolved.statusTracker as StatusRecorder | undefined,
-      this.#specs[this.#specs.length - 1].name,
+      this.#specs[this.#specs.length - 1],
       this.#logger,
       this.name,
     );
@@ -747,7 +747,7 @@ function checkPipelineTaskLimits(
 function withTracker(
   onEvent: EventListener | undefined,
   tracker: StatusRecorder | undefined,
-  lastStage: string,
+  last: StageSpec,
   logger: Logger,
   pipeline: string,
 ): EventListener | undefined {
@@ -761,7 +761,7 @@ function withTracker(
     }
   };
   return (event) => {
-    const change = statusChangeOf(event, lastStage);
+    const change = statusChangeOf(event, last.name, last.expand !== undefined);
     if (change) {
       try {
         const result: unknown = tracker.record(change);

@@ -230,9 +230,14 @@ export class StatusTracker implements StatusRecorder {
 /**
  * The status change an event means, or undefined for events that change
  * no status (task events). `lastStage` tells a stage's completion from
- * the item's. @internal
+ * the item's; at a last flatMap stage only the outputs' `completed`
+ * events (attempt 0) end an item. @internal
  */
-export function statusChangeOf(event: PipelineEvent, lastStage: string): StatusChange | undefined {
+export function statusChangeOf(
+  event: PipelineEvent,
+  lastStage: string,
+  lastIsFlatMap = false,
+): StatusChange | undefined {
   const { itemId, stage, timestamp, type } = event;
   switch (event.type) {
     case "queued":
@@ -261,7 +266,8 @@ export function statusChangeOf(event: PipelineEvent, lastStage: string): StatusC
     case "completed":
       return {
         itemId,
-        status: stage === lastStage ? "completed" : "in_progress",
+        // At a last flatMap stage the parent's `completed` (the call of fn) is not the end; its outputs' (attempt 0) are.
+        status: stage === lastStage && (!lastIsFlatMap || event.attempt === 0) ? "completed" : "in_progress",
         stage,
         worker: event.worker,
         attempt: event.attempt,

@@ -224,7 +224,12 @@ async function runCase(c: Case): Promise<string[]> {
   const stopped = c.mode === "results-break" || (c.stop !== "none" && c.stopAfter <= events);
   if (!stopped) {
     const e = model(c);
-    const got = { ingested: m.totalIngested, failed: m.totalFailed, filtered: m.totalFiltered, expanded: m.totalExpanded };
+    const got = {
+      ingested: m.totalIngested,
+      failed: m.totalFailed,
+      filtered: m.totalFiltered,
+      expanded: m.totalExpanded,
+    };
     const want = { ingested: e.ingested, failed: e.failed, filtered: e.filtered, expanded: e.expanded };
     if (JSON.stringify(got) !== JSON.stringify(want)) {
       problems.push(`counts ${JSON.stringify(got)}, model ${JSON.stringify(want)}`);
@@ -241,15 +246,19 @@ async function runCase(c: Case): Promise<string[]> {
 
 const RUNS = 200;
 
-test(`random map/filter/flatMap pipelines with faults and shutdowns keep every item's fate (${RUNS} cases by default)`, {
-  timeout: 300_000,
-}, async () => {
-  const numRuns = Number(process.env.SLUICE_PROPERTY_RUNS ?? RUNS);
-  const seed = process.env.SLUICE_PROPERTY_SEED ? Number(process.env.SLUICE_PROPERTY_SEED) : undefined;
-  await fc.assert(
-    fc.asyncProperty(caseArb, async (c) => {
-      assert.deepEqual(await runCase(c), []);
-    }),
-    { numRuns, seed },
-  );
-});
+test(
+  `random map/filter/flatMap pipelines with faults and shutdowns keep every item's fate (${RUNS} cases by default)`,
+  {
+    timeout: 300_000,
+  },
+  async () => {
+    const numRuns = Number(process.env.SLUICE_PROPERTY_RUNS ?? RUNS);
+    const seed = process.env.SLUICE_PROPERTY_SEED ? Number(process.env.SLUICE_PROPERTY_SEED) : undefined;
+    await fc.assert(
+      fc.asyncProperty(caseArb, async (c) => {
+        assert.deepEqual(await runCase(c), []);
+      }),
+      { numRuns, seed },
+    );
+  },
+);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, flatMapStage, type PipelineEvent, Pipeline, stage } from "../mod.ts";
+import { ConfigError, flatMapStage, Pipeline, type PipelineEvent, stage } from "../mod.ts";
 
 test("flatMapStage: each output is an item with an id derived from its parent; the parent is expanded once", async () => {
   const events: PipelineEvent[] = [];
@@ -21,7 +21,9 @@ test("flatMapStage: each output is an item with an id derived from its parent; t
   assert.equal(metrics.itemsInFlight, 0);
   const queuedAtUpper = events.filter((e) => e.type === "queued" && e.stage === "upper").map((e) => e.itemId);
   assert.deepEqual(queuedAtUpper, ["0.0", "0.1", "2.0"]);
-  const expanded = events.filter((e) => e.type === "expanded").map((e) => e.type === "expanded" && [e.itemId, e.children]);
+  const expanded = events.filter((e) => e.type === "expanded").map((e) =>
+    e.type === "expanded" && [e.itemId, e.children]
+  );
   assert.deepEqual(expanded, [[0, 2], [1, 0], [2, 1]]);
 });
 
@@ -87,7 +89,9 @@ test("flatMapStage: an iterable that throws part way keeps the outputs made and 
 });
 
 test("flatMapStage: a result that is not iterable is a permanent failure of the parent", async () => {
-  const pipeline = new Pipeline({ stages: [flatMapStage("bad", (n: number) => n as unknown as number[], { maxRetries: 3 })] });
+  const pipeline = new Pipeline({
+    stages: [flatMapStage("bad", (n: number) => n as unknown as number[], { maxRetries: 3 })],
+  });
   const metrics = await pipeline.run([1]);
   assert.equal(metrics.totalFailed, 1);
   assert.equal(metrics.stageMetrics.bad.retries, 0);
@@ -116,6 +120,9 @@ test("flatMapStage: a forced shutdown interrupts an endless async iterable", asy
 test("flatMapStage: bad options are ConfigErrors", () => {
   assert.throws(() => flatMapStage("x", 5 as never), ConfigError);
   assert.throws(() => flatMapStage("x", (n: number) => [n], { id: "key" as never }), /option "id" must be a function/);
-  assert.throws(() => flatMapStage("x", (n: number) => [n], { concurrency: 0 }), /"concurrency" must be a positive integer/);
+  assert.throws(
+    () => flatMapStage("x", (n: number) => [n], { concurrency: 0 }),
+    /"concurrency" must be a positive integer/,
+  );
   assert.throws(() => flatMapStage("x", (n: number) => [n], 4 as never), /options must be an object/);
 });

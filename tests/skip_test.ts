@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { batchStage, type PipelineEvent, Pipeline, skip, stage } from "../mod.ts";
+import { batchStage, Pipeline, type PipelineEvent, skip, stage } from "../mod.ts";
 
 test("a stage returning skip filters the item: counted as filtered, not dead-lettered, never seen by later stages", async () => {
   const seen: number[] = [];

@@ -169,6 +169,9 @@ test("bad task names and limits are ConfigErrors", () => {
     () => stage("s", [fetchData, (n: number) => n], { taskConcurrency: { fetchData: 0 } }),
     /option "taskConcurrency.fetchData" must be a positive integer; got 0/,
   );
-  assert.throws(() => stage("s", [fetchData, { name: "", fn: fetchData }]), /"fn\[1\].name" must be a non-empty string/);
+  assert.throws(
+    () => stage("s", [fetchData, { name: "", fn: fetchData }]),
+    /"fn\[1\].name" must be a non-empty string/,
+  );
   assert.throws(() => stage("s", [fetchData, { name: "x", fn: 3 } as never]), /"fn\[1\].fn" must be a function/);
 });

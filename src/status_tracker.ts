@@ -156,7 +156,10 @@ export class StatusTracker implements StatusRecorder {
     expanded: 0,
   };
 
-  /** @throws {ConfigError} when an option is invalid. */
+  /**
+   * Makes a tracker, checking its options once.
+   * @throws {ConfigError} when an option is invalid.
+   */
   constructor(options: StatusTrackerOptions = {}) {
     const resolved = validate(optionsSchema, options, { owner: "StatusTracker", root: "options" });
     this.#maxItems = resolved.maxItems ?? DEFAULT_MAX_ITEMS;

@@ -108,15 +108,15 @@ test("close() stops a run in progress gracefully and waits for it; the pipeline 
 test("Symbol.asyncDispose closes the pipeline: await using stops its runs at the end of the scope", async () => {
   let running: Promise<unknown> | undefined;
   let outer: Pipeline<readonly [ReturnType<typeof stage<number, number>>]> | undefined;
+  async function* endless() {
+    for (let i = 0;; i++) {
+      await tick();
+      yield i;
+    }
+  }
   {
     await using pipeline = new Pipeline({ stages: [stage("s", async (n: number) => n)] });
     outer = pipeline;
-    async function* endless() {
-      for (let i = 0;; i++) {
-        await tick();
-        yield i;
-      }
-    }
     running = pipeline.run(endless());
     await tick();
   }

@@ -12,10 +12,14 @@ import type { ItemId } from "./events.ts";
 /** An item on its way through the stages. `value` is replaced by each stage. @internal */
 export class Item {
   /** performance.now() when the first stage received it, for end-to-end latency. */
-  bornAt = 0;
+  declare bornAt: number;
   /** Milliseconds spent in attempts (and backoff) so far, over all stages. */
-  workMs = 0;
-  constructor(readonly id: ItemId, public value: unknown) {}
+  declare workMs: number;
+  constructor(readonly id: ItemId, public value: unknown) {
+    // Plain assignments, not field initializers: one hidden class, no initializer call per item.
+    this.bornAt = 0;
+    this.workMs = 0;
+  }
 }
 
 /** An item that failed for good in `stage`. @internal */

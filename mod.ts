@@ -68,3 +68,24 @@ export type { ConsoleLoggerOptions, Logger, LogLevel, LogProperties } from "./sr
 export type { Source } from "./src/source.ts";
 export type { AcknowledgingSource, Fate, SettledItem } from "./src/source.ts";
 export type { PipelineStream } from "./src/pipeline_stream.ts";
+
+// Seed parity (issue 12): filter, flatMap, status tracking, tasks, latency, results.
+export { skip } from "./src/skip.ts";
+export type { Skip } from "./src/skip.ts";
+export { flatMapStage } from "./src/flat_map_stage.ts";
+export type { FlatMapResult, FlatMapStageOptions } from "./src/flat_map_stage.ts";
+export type { ChildOf } from "./src/stage.ts";
+export type { NamedTask, TaskFn } from "./src/tasks.ts";
+export { ITEM_STATUSES, StatusTracker } from "./src/status_tracker.ts";
+export type { ItemStatus, StatusChange, StatusRecorder, StatusTrackerOptions } from "./src/status_tracker.ts";
+export type { LatencyReport, StageLatency } from "./src/latency_report.ts";
+export type { CollectResult } from "./src/pipeline.ts";
+export type { WorkerMetrics } from "./src/metrics.ts";
+export type {
+  ExpandedEvent,
+  TaskCompletedEvent,
+  TaskEventBase,
+  TaskFailedEvent,
+  TaskRetryEvent,
+  TaskStartedEvent,
+} from "./src/events.ts";

@@ -13,11 +13,18 @@
  * @module
  */
 
-import { batchStage, Pipeline, stage } from "../mod.ts";
+import { batchStage, flatMapStage, Pipeline, stage, StatusTracker } from "../mod.ts";
 import { PoisonMessageError } from "../redis.ts";
 
 /** Where the mistake is made. */
-export type Place = "stage()" | "batchStage()" | "new Pipeline()" | "pipeline.run()" | "pipeline.stream()";
+export type Place =
+  | "stage()"
+  | "batchStage()"
+  | "new Pipeline()"
+  | "pipeline.run()"
+  | "pipeline.stream()"
+  | "flatMapStage()"
+  | "new StatusTracker()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -512,10 +519,10 @@ export const MISTAKES: readonly Mistake[] = [
   },
   {
     place: "new Pipeline()",
-    mistake: "the name is missing",
+    mistake: 'the name is missing (not an error: it defaults to "pipeline")',
     code: `new Pipeline({ stages: [parse] })`,
-    attempt: () => new Pipeline({ stages: [parse()] } as never),
-    expect: { classes: CONFIG, field: "name", value: "got undefined", allowed: /non-empty string/ },
+    attempt: () => `builds "${new Pipeline({ stages: [parse()] }).name}"`,
+    expect: { accepted: `builds "pipeline"` },
   },
   pipelineOption("the name is empty", { name: "" }, "name", /non-empty string/, { alsoIn: CONFIG_TEST }),
   pipelineOption("the name is not a string", { name: 7 }, "name", /non-empty string/, { alsoIn: CONFIG_TEST }),
@@ -777,6 +784,86 @@ export const MISTAKES: readonly Mistake[] = [
     expect: { accepted: "resolves: 0 items" },
   },
 
+  // Issue 12: task limits, task names, status trackers, flatMap stages.
+  {
+    place: "stage()",
+    mistake: "a taskConcurrency name that is no task of the stage",
+    code: `stage("parse", [fn, load], { taskConcurrency: { fetch: 2 } })`,
+    attempt: () =>
+      stage("parse", [identity, function load(n: number) {
+        return n;
+      }], { taskConcurrency: { fetch: 2 } }),
+    expect: { classes: CONFIG, field: "taskConcurrency.fetch", value: /taskConcurrency\.fetch/, allowed: /"load"/ },
+  },
+  stageOption(
+    "a task limit of 0",
+    { taskConcurrency: { identity: 0 } },
+    "taskConcurrency.identity",
+    positiveInteger,
+  ),
+  {
+    place: "stage()",
+    mistake: "a { name, fn } task with an empty name",
+    code: `stage("parse", [fn, { name: "", fn }])`,
+    attempt: () => stage("parse", [identity, { name: "", fn: identity }]),
+    expect: { classes: CONFIG, field: "fn[1].name", value: `got ""`, allowed: /non-empty string/ },
+  },
+  {
+    place: "new Pipeline()",
+    mistake: "a taskConcurrency name that is no task of any stage",
+    code: `new Pipeline({ stages: [parse], taskConcurrency: { fetch: 2 } })`,
+    attempt: () => new Pipeline({ stages: [parse()], taskConcurrency: { fetch: 2 } }),
+    expect: { classes: CONFIG, field: "taskConcurrency.fetch", value: /taskConcurrency\.fetch/, allowed: /"identity"/ },
+  },
+  pipelineOption(
+    "a statusTracker without a record method",
+    { statusTracker: {} },
+    "statusTracker",
+    /must be a StatusTracker/,
+  ),
+  {
+    place: "flatMapStage()",
+    mistake: "the function is not a function",
+    code: `flatMapStage("split", 42)`,
+    attempt: () => flatMapStage("split", 42 as never),
+    expect: { classes: CONFIG, field: "fn", value: "got 42", allowed: aFunction },
+  },
+  {
+    place: "flatMapStage()",
+    mistake: "id is not a function",
+    code: `flatMapStage("split", fn, { id: "key" })`,
+    attempt: () => flatMapStage("split", (n: number) => [n], { id: "key" as never }),
+    expect: { classes: CONFIG, field: "id", value: `got "key"`, allowed: aFunction },
+  },
+  {
+    place: "flatMapStage()",
+    mistake: "retryScope (a flatMap stage has one function)",
+    code: `flatMapStage("split", fn, { retryScope: "task" })`,
+    attempt: () => flatMapStage("split", (n: number) => [n], { retryScope: "task" } as never),
+    expect: { classes: CONFIG, field: "retryScope", value: `got "task"`, allowed: /concurrency/ },
+  },
+  {
+    place: "new StatusTracker()",
+    mistake: "maxItems is 0",
+    code: `new StatusTracker({ maxItems: 0 })`,
+    attempt: () => new StatusTracker({ maxItems: 0 }),
+    expect: { classes: CONFIG, field: "maxItems", value: "got 0", allowed: positiveInteger },
+  },
+  {
+    place: "new StatusTracker()",
+    mistake: "historyLimit is a fraction",
+    code: `new StatusTracker({ historyLimit: 1.5 })`,
+    attempt: () => new StatusTracker({ historyLimit: 1.5 }),
+    expect: { classes: CONFIG, field: "historyLimit", value: "got 1.5", allowed: positiveInteger },
+  },
+  {
+    place: "new StatusTracker()",
+    mistake: "onStatusChange is not a function",
+    code: `new StatusTracker({ onStatusChange: "log" })`,
+    attempt: () => new StatusTracker({ onStatusChange: "log" as never }),
+    expect: { classes: CONFIG, field: "onStatusChange", value: `got "log"`, allowed: aFunction },
+  },
+
   // pipeline.run(): the run options.
   runOption("options that are not an object", "pipeline.run(rows, 5)", 5, "options", "got 5", anObject),
   runOption("options are null", "pipeline.run(rows, null)", null, "options", "got null", anObject),
@@ -964,7 +1051,15 @@ export async function markdown(): Promise<string> {
     "`batchStage()` as well. `fn` stands for any stage function and `parse` for any stage.",
     "",
   ];
-  const places: Place[] = ["stage()", "batchStage()", "new Pipeline()", "pipeline.run()", "pipeline.stream()"];
+  const places: Place[] = [
+    "stage()",
+    "batchStage()",
+    "new Pipeline()",
+    "pipeline.run()",
+    "pipeline.stream()",
+    "flatMapStage()",
+    "new StatusTracker()",
+  ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);
     if (rows.length === 0) continue;

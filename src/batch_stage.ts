@@ -8,11 +8,13 @@
 import { isPromiseLike, type StageContext } from "./attempt.ts";
 import { batchStageOptionsSchema, show, validate } from "./config.ts";
 import { ConfigError, PermanentError } from "./errors.ts";
+import type { Skip } from "./skip.ts";
 import { checkName, type CommonStageOptions, defineStage, retryPolicy, type Stage } from "./stage.ts";
 
 /**
  * A batch function: takes the batch, returns one result per input (passed
- * on one by one, in order) or nothing (the inputs pass on unchanged).
+ * on one by one, in order; `skip` filters that item out) or nothing (the
+ * inputs pass on unchanged).
  */
 export type BatchFn<I, O> = (
   batch: readonly I[],
@@ -52,7 +54,7 @@ export function batchStage<I, O>(
   name: string,
   fn: (batch: readonly I[], ctx: StageContext) => readonly O[] | Promise<readonly O[]>,
   options: BatchStageOptions,
-): Stage<I, O>;
+): Stage<I, Exclude<O, Skip>>;
 /**
  * Makes a batch stage whose function returns nothing: its inputs pass on
  * unchanged, so its output type is its input type.

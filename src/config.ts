@@ -39,10 +39,16 @@ const commonStageOptions = {
   queueSize: positiveInteger.optional(),
 };
 
+/** `{ [taskName]: limit }`. @internal */
+export const taskConcurrency = z.record(z.string(), positiveInteger, {
+  error: "must be an object of task names to positive integers",
+});
+
 /** @internal */
 export const stageOptionsSchema = z.strictObject({
   ...commonStageOptions,
   retryScope: z.enum(["task", "stage"], { error: 'must be "task" or "stage"' }).optional(),
+  taskConcurrency: taskConcurrency.optional(),
 }, { error: "must be an object" });
 
 /** @internal */
@@ -73,7 +79,8 @@ const writableStream = z.custom<WritableStream>(
 
 /** @internal */
 export const pipelineOptionsSchema = z.strictObject({
-  name: z.string({ error: "must be a non-empty string" }).trim().min(1, { error: "must be a non-empty string" }),
+  name: z.string({ error: "must be a non-empty string" }).trim().min(1, { error: "must be a non-empty string" })
+    .optional(),
   stages: z.array(z.unknown(), { error: "must be an array of stages" })
     .min(1, { error: "must hold at least one stage" }),
   queueSize: positiveInteger.optional(),
@@ -84,6 +91,12 @@ export const pipelineOptionsSchema = z.strictObject({
   logger: logger.optional(),
   onEvent: func.optional(),
   id: func.optional(),
+  taskConcurrency: taskConcurrency.optional(),
+  statusTracker: z.custom<unknown>(
+    (value) =>
+      typeof value === "object" && value !== null && typeof (value as { record?: unknown }).record === "function",
+    { error: "must be a StatusTracker (or an object with a record(change) method)" },
+  ).optional(),
 }, { error: "must be an object" });
 
 /** Options of `pipeline.run()`. @internal */

@@ -11,7 +11,15 @@ import type { ItemId } from "./events.ts";
 
 /** An item on its way through the stages. `value` is replaced by each stage. @internal */
 export class Item {
-  constructor(readonly id: ItemId, public value: unknown) {}
+  /** performance.now() when the first stage received it, for end-to-end latency. */
+  declare bornAt: number;
+  /** Milliseconds spent in attempts (and backoff) so far, over all stages. */
+  declare workMs: number;
+  constructor(readonly id: ItemId, public value: unknown) {
+    // Plain assignments, not field initializers: one hidden class, no initializer call per item.
+    this.bornAt = 0;
+    this.workMs = 0;
+  }
 }
 
 /** An item that failed for good in `stage`. @internal */
@@ -32,10 +40,11 @@ export class Failure {
 
 /**
  * How an item that did not complete and was not dead-lettered left the
- * pipeline: `filtered` (a stage returned `skip`) or `skipped` (error routing
- * dropped it on purpose).
+ * pipeline: `filtered` (a stage returned `skip`), `skipped` (error routing
+ * dropped it on purpose) or `expanded` (a flatMap stage replaced it by its
+ * outputs).
  */
-export type DropFate = "filtered" | "skipped";
+export type DropFate = "filtered" | "skipped" | "expanded";
 
 /**
  * An item that left the pipeline early, on purpose, in `stage`. Like a
@@ -49,6 +58,8 @@ export class Dropped {
     readonly stage: string,
     readonly fate: DropFate,
     readonly error?: unknown,
+    /** For `expanded`: how many outputs replaced it. */
+    readonly children?: number,
   ) {}
 }
 

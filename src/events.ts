@@ -51,7 +51,11 @@ export interface RetryEvent extends EventBase {
   readonly durationMs: number;
 }
 
-/** The item left the stage successfully. */
+/**
+ * The item left the stage successfully. The outputs of a flatMap stage that
+ * is the last stage leave the pipeline with a `completed` event of
+ * `attempt: 0` (no attempt of their own).
+ */
 export interface CompletedEvent extends EventBase {
   /** The event's kind. */
   readonly type: "completed";
@@ -101,6 +105,68 @@ export interface SkippedEvent extends EventBase {
   readonly error: SerializedError;
 }
 
+/** A flatMap stage replaced the item by `children` outputs (each a new item with an id derived from this one). */
+export interface ExpandedEvent extends EventBase {
+  /** The event's kind. */
+  readonly type: "expanded";
+  /** How many outputs it produced. */
+  readonly children: number;
+}
+
+/** What every task-level event carries: stages with several tasks report each task's calls. */
+export interface TaskEventBase extends EventBase {
+  /** The task's name: its function's name, the `name` of a `{ name, fn }` task, or `"<stage>[<index>]"`. */
+  readonly taskName: string;
+  /** The task's index in the stage's task array. */
+  readonly taskIndex: number;
+  /** The worker's index within the stage, from 0 to concurrency − 1. */
+  readonly worker: number;
+  /**
+   * 1-based: with `retryScope: "task"` the task's own attempt, with
+   * `retryScope: "stage"` the attempt of the whole sequence.
+   */
+  readonly attempt: number;
+}
+
+/** A task of a multi-task stage was called for the item. */
+export interface TaskStartedEvent extends TaskEventBase {
+  /** The event's kind. */
+  readonly type: "taskStarted";
+}
+
+/** A task returned (or resolved). */
+export interface TaskCompletedEvent extends TaskEventBase {
+  /** The event's kind. */
+  readonly type: "taskCompleted";
+  /** How long the call ran, waiting for a task slot included. */
+  readonly durationMs: number;
+}
+
+/** A task threw and will be called again (`retryScope: "task"`). */
+export interface TaskRetryEvent extends TaskEventBase {
+  /** The event's kind. */
+  readonly type: "taskRetry";
+  /** How long the failed call ran. */
+  readonly durationMs: number;
+  /** The error, as plain data. */
+  readonly error: SerializedError;
+}
+
+/**
+ * A task threw and will not be called again for this attempt: out of
+ * retries or not retryable (`retryScope: "task"`), or, with
+ * `retryScope: "stage"`, the sequence's attempt failed at this task (the
+ * stage's own `retry` or `failed` event says what happens next).
+ */
+export interface TaskFailedEvent extends TaskEventBase {
+  /** The event's kind. */
+  readonly type: "taskFailed";
+  /** How long the failed call ran. */
+  readonly durationMs: number;
+  /** The error, as plain data. */
+  readonly error: SerializedError;
+}
+
 /**
  * One of the events a pipeline reports through `onEvent`.
  *
@@ -123,7 +189,12 @@ export type PipelineEvent =
   | FailedEvent
   | DeadLetteredEvent
   | FilteredEvent
-  | SkippedEvent;
+  | SkippedEvent
+  | ExpandedEvent
+  | TaskStartedEvent
+  | TaskCompletedEvent
+  | TaskRetryEvent
+  | TaskFailedEvent;
 
 /** The listener type of the pipeline's `onEvent` option. */
 export type EventListener = (event: PipelineEvent) => void | Promise<void>;

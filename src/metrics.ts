@@ -5,6 +5,8 @@
  * @module
  */
 
+import { Item } from "./envelope.ts";
+
 /** Latency quantiles of successful items in a stage, in milliseconds. */
 export interface LatencySummary {
   /** The median. */
@@ -17,9 +19,21 @@ export interface LatencySummary {
   readonly max: number;
 }
 
+/** One worker's counters, in `stageMetrics[stage].workers`: to see how evenly a stage's load is spread. */
+export interface WorkerMetrics {
+  /** The worker's name, as `pipeline.workerNames()` gives it: `"<stage>-<index>"`. */
+  readonly name: string;
+  /** Items the worker finished, whatever their outcome (succeeded, filtered or failed). */
+  readonly processed: number;
+  /** Of those, items that failed for good. */
+  readonly failed: number;
+  /** Milliseconds the worker spent in attempts and backoff. */
+  readonly busyMs: number;
+}
+
 /** One stage's counters. */
 export interface StageMetrics {
-  /** Items that left the stage: `succeeded + failed + filtered + skipped`. */
+  /** Items that left the stage: `succeeded + failed + filtered + skipped` (a flatMap stage's `succeeded` are its expanded parents). */
   readonly processed: number;
   /** Items the stage finished successfully. */
   readonly succeeded: number;
@@ -29,6 +43,12 @@ export interface StageMetrics {
   readonly filtered: number;
   /** Items whose failure error routing turned into a skip in this stage. */
   readonly skipped: number;
+  /** flatMap stages: parents replaced by their outputs (also counted in `succeeded`). */
+  readonly expanded: number;
+  /** flatMap stages: outputs produced, each a new item (counted in `totalIngested`). */
+  readonly spawned: number;
+  /** Per worker, in index order. */
+  readonly workers: readonly WorkerMetrics[];
   /** Retry attempts made (attempts after the first). */
   readonly retries: number;
   /** Items in an attempt or in backoff right now. */
@@ -48,7 +68,7 @@ export interface StageMetrics {
  * and `itemsInFlight === 0`.
  */
 export interface PipelineMetrics {
-  /** Items read from the source. */
+  /** Items read from the source, plus the outputs of flatMap stages (each a new item). */
   readonly totalIngested: number;
   /** Items that left the last stage. */
   readonly totalCompleted: number;
@@ -58,7 +78,13 @@ export interface PipelineMetrics {
   readonly totalFiltered: number;
   /** Items whose failure error routing turned into a skip (not dead letters). */
   readonly totalSkipped: number;
-  /** Items ingested and not yet completed, failed, filtered or skipped. */
+  /**
+   * Items a flatMap stage replaced by its outputs. The outputs are new items,
+   * counted in `totalIngested`, so that
+   * `totalIngested === totalCompleted + totalFailed + totalFiltered + totalSkipped + totalExpanded` at the end of a run.
+   */
+  readonly totalExpanded: number;
+  /** Items ingested and not yet completed, failed, filtered, skipped or expanded. */
   readonly itemsInFlight: number;
   /** Completed items per second since the run started. */
   readonly throughputPerSecond: number;
@@ -90,6 +116,11 @@ export class LatencyHistogram {
     this.#counts[LatencyHistogram.#bucketOf(value)]++;
     this.#total++;
     if (value > this.#max) this.#max = value;
+  }
+
+  /** How many durations were recorded. */
+  get count(): number {
+    return this.#total;
   }
 
   summary(): LatencySummary {
@@ -134,11 +165,28 @@ export class StageCounters {
   failed = 0;
   filtered = 0;
   skipped = 0;
+  expanded = 0;
+  spawned = 0;
   retries = 0;
   inFlight = 0;
   readonly latency = new LatencyHistogram();
+  /** Sum of the latencies recorded in `latency`. */
+  latencyTotalMs = 0;
+  /** Per worker: items finished, items failed, milliseconds busy (set by the engine). */
+  workerNames: readonly string[] = [];
+  workerProcessed: number[] = [];
+  workerFailed: number[] = [];
+  workerBusyMs: number[] = [];
   /** Reads the stage's queue depth from its engine. */
   queueDepth: () => number = () => 0;
+
+  /** Makes the per-worker counters of a stage with `concurrency` workers. */
+  useWorkers(stage: string, concurrency: number): void {
+    this.workerNames = workerNamesOf(stage, concurrency);
+    this.workerProcessed = new Array<number>(concurrency).fill(0);
+    this.workerFailed = new Array<number>(concurrency).fill(0);
+    this.workerBusyMs = new Array<number>(concurrency).fill(0);
+  }
 
   snapshot(seconds: number): StageMetrics {
     return {
@@ -147,6 +195,14 @@ export class StageCounters {
       failed: this.failed,
       filtered: this.filtered,
       skipped: this.skipped,
+      expanded: this.expanded,
+      spawned: this.spawned,
+      workers: this.workerNames.map((name, i) => ({
+        name,
+        processed: this.workerProcessed[i],
+        failed: this.workerFailed[i],
+        busyMs: this.workerBusyMs[i],
+      })),
       retries: this.retries,
       inFlight: this.inFlight,
       queueDepth: this.queueDepth(),
@@ -163,7 +219,14 @@ export class MetricsRecorder {
   failed = 0;
   filtered = 0;
   skipped = 0;
+  expanded = 0;
   deadLettered = 0;
+  /** End to end, per completed item: from its first stage's receipt to leaving the last stage. */
+  readonly endToEnd = new LatencyHistogram();
+  endToEndCount = 0;
+  endToEndTotalMs = 0;
+  /** Of `endToEndTotalMs`, the time completed items spent in attempts (and backoff). */
+  inAttemptTotalMs = 0;
   readonly stages: ReadonlyMap<string, StageCounters>;
   #startedAt = performance.now();
   #endedAt: number | undefined;
@@ -176,6 +239,18 @@ export class MetricsRecorder {
     const counters = this.stages.get(name);
     if (!counters) throw new Error(`No metrics for stage "${name}": this is a sluice bug`);
     return counters;
+  }
+
+  /** Items leaving the last stage at `now` (failures and dropped ones among them are passed over). */
+  recordLeft(envelopes: readonly unknown[], now: number): void {
+    for (const envelope of envelopes) {
+      if (!(envelope instanceof Item)) continue;
+      const total = now - envelope.bornAt;
+      this.endToEnd.record(total);
+      this.endToEndCount++;
+      this.endToEndTotalMs += total;
+      this.inAttemptTotalMs += envelope.workMs < total ? envelope.workMs : total;
+    }
   }
 
   end(): void {
@@ -192,13 +267,19 @@ export class MetricsRecorder {
       totalFailed: this.failed,
       totalFiltered: this.filtered,
       totalSkipped: this.skipped,
-      itemsInFlight: this.ingested - this.completed - this.failed - this.filtered - this.skipped,
+      totalExpanded: this.expanded,
+      itemsInFlight: this.ingested - this.completed - this.failed - this.filtered - this.skipped - this.expanded,
       throughputPerSecond: rate(this.completed, seconds),
       stageMetrics,
       deadLetterCount: this.deadLettered,
       durationSeconds: seconds,
     };
   }
+}
+
+/** A stage's worker names: `"<stage>-0"`, `"<stage>-1"`, … @internal */
+export function workerNamesOf(stage: string, concurrency: number): string[] {
+  return Array.from({ length: concurrency }, (_, i) => `${stage}-${i}`);
 }
 
 function rate(count: number, seconds: number): number {

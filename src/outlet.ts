@@ -117,6 +117,10 @@ export class Outlet {
     }
     if (!run.hasListener) return;
     const timestamp = Date.now();
+    if (fate === "expanded") {
+      run.emit({ type: "expanded", itemId, stage, children: dropped.children ?? 0, timestamp });
+      return;
+    }
     run.emit(
       fate === "filtered"
         ? { type: "filtered", itemId, stage, timestamp }

@@ -5,13 +5,15 @@
  * @module
  */
 
-import { ConfigError } from "./errors.ts";
+import { ConfigError, ShutdownError } from "./errors.ts";
+import { isPromiseLike } from "./attempt.ts";
+import type { Capacity } from "./capacity.ts";
 import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
 import type { EventListener, ItemId } from "./events.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import type { PipelineMetrics } from "./metrics.ts";
+import { type PipelineMetrics, workerNamesOf } from "./metrics.ts";
 import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
 import { onShutdownSignals } from "./signals.ts";
@@ -19,6 +21,10 @@ import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
 import { pipeThroughEngines, StageEngine } from "./stage_stream.ts";
+import { Expander } from "./expander.ts";
+import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
+import { pipelineSlotKey, TaskSlots } from "./task_slots.ts";
+import { type LatencyReport, latencyReport } from "./latency_report.ts";
 
 /** Any stage, whatever it takes and gives. */
 export type AnyStage = Stage<never, unknown>;
@@ -46,8 +52,11 @@ export type ChainedStages<S extends readonly AnyStage[], In> = S extends
 
 /** Options of {@linkcode Pipeline}. */
 export interface PipelineOptions<S extends readonly AnyStage[]> {
-  /** The pipeline's name, in log records and error messages. */
-  readonly name: string;
+  /**
+   * The pipeline's name, in log records and error messages.
+   * @default {"pipeline"}
+   */
+  readonly name?: string;
   /** The stages, in order; each one's input type must match the previous one's output. */
   readonly stages: S;
   /**
@@ -75,6 +84,24 @@ export interface PipelineOptions<S extends readonly AnyStage[]> {
    * @default {a sequence number from 0}
    */
   readonly id?: (input: PipelineInput<S>) => ItemId;
+  /**
+   * At most this many calls at once of each named task, across all the
+   * workers and stages that use it (a task is named by its function's name,
+   * or `{ name, fn }`); the other tasks keep their stage's full concurrency.
+   * A stage's own `taskConcurrency` overrides it there.
+   * @default {undefined} no limits
+   */
+  readonly taskConcurrency?: Readonly<Record<string, number>>;
+  /** Receives every item's status changes: a `StatusTracker`, or any object with its `record` method. */
+  readonly statusTracker?: StatusRecorder;
+}
+
+/** What {@linkcode Pipeline.prototype.collect} resolves with. */
+export interface CollectResult<O> {
+  /** The last stage's outputs: in input order when every stage is ordered, else in completion order. */
+  readonly outputs: O[];
+  /** The run's final metrics, as `run()` gives them. */
+  readonly metrics: PipelineMetrics;
 }
 
 /** Options of {@linkcode Pipeline.prototype.run}. */
@@ -98,6 +125,9 @@ export interface RunOptions {
    */
   readonly handleSignals?: boolean;
 }
+
+/** The default `name`. */
+export const DEFAULT_PIPELINE_NAME = "pipeline";
 
 /** The default `queueSize`. */
 export const DEFAULT_QUEUE_SIZE = 1000;
@@ -151,6 +181,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   readonly #id: ((input: unknown) => ItemId) | undefined;
   #deadLetters: DeadLetter[] = [];
   #current: RunContext | undefined;
+  /** Task limits by slot key: each run gets fresh slots. */
+  readonly #slotLimits: ReadonlyMap<string, number>;
+  /** Runs in progress, for close(): how to stop each gracefully, and when it is over. */
+  readonly #active = new Set<{ readonly stop: () => void; readonly done: Promise<unknown> }>();
 
   /**
    * Builds a pipeline, checking every option once.
@@ -161,13 +195,30 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       ? `Pipeline "${options.name}"`
       : "Pipeline";
     const resolved = validate(pipelineOptionsSchema, options, { owner: named, root: "Pipeline options" });
-    this.name = resolved.name;
-    this.#specs = resolved.stages.map((candidate, index) => checkStage(resolved.name, candidate, index));
-    checkUniqueNames(resolved.name, this.#specs);
+    this.name = resolved.name ?? DEFAULT_PIPELINE_NAME;
+    const specs = resolved.stages.map((candidate, index) => checkStage(this.name, candidate, index));
+    checkUniqueNames(this.name, specs);
+    const limits = checkPipelineTaskLimits(this.name, specs, resolved.taskConcurrency);
+    const limited = new Set(limits.keys());
+    this.#specs = specs.map((spec) =>
+      spec.withPipelineSlots && spec.taskNames?.some((task) => limited.has(task))
+        ? spec.withPipelineSlots(limited)
+        : spec
+    );
+    this.#slotLimits = new Map([
+      ...[...limits].map(([task, limit]) => [pipelineSlotKey(task), limit] as const),
+      ...this.#specs.flatMap((spec) => [...(spec.slotLimits ?? [])]),
+    ]);
     this.#queueSize = resolved.queueSize ?? DEFAULT_QUEUE_SIZE;
     this.#target = (resolved.deadLetterQueue as PipelineOptions<S>["deadLetterQueue"]) ?? true;
     this.#logger = (resolved.logger as Logger | undefined) ?? silentLogger;
-    this.#onEvent = resolved.onEvent as EventListener | undefined;
+    this.#onEvent = withTracker(
+      resolved.onEvent as EventListener | undefined,
+      resolved.statusTracker as StatusRecorder | undefined,
+      this.#specs[this.#specs.length - 1],
+      this.#logger,
+      this.name,
+    );
     this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
   }
 
@@ -208,7 +259,207 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * @throws the source's own error, after everything already read has finished.
    * @throws {DeadLetterSinkError} when the dead letter sink failed (entries are kept in `deadLetters`).
    */
-  async run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
+  run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
+    return this.#tracked((stop) => this.#execute(source, options, undefined, stop));
+  }
+
+  /**
+   * Runs every item of `source` through the stages, like `run()` (same
+   * options, same shutdown behaviour), and resolves with the last stage's
+   * outputs, in input order when every stage is ordered, and the final
+   * metrics. For small jobs: the outputs are held in memory; use
+   * `results()` to stream them.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ stages: [stage("square", async (n: number) => n * n, { concurrency: 4 })] });
+   * const { outputs, metrics } = await pipeline.collect([1, 2, 3]);
+   * console.assert(outputs.join() === "1,4,9" && metrics.totalCompleted === 3);
+   * ```
+   *
+   * @throws as `run()` does.
+   */
+  collect(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<CollectResult<PipelineOutput<S>>> {
+    const outputs: PipelineOutput<S>[] = [];
+    return this.#tracked((stop) =>
+      this.#execute(source, options, (value) => outputs.push(value as PipelineOutput<S>), stop)
+    ).then((metrics) => ({ outputs, metrics }));
+  }
+
+  /**
+   * The last stage's outputs as an async iterable, with backpressure: the
+   * pipeline works only as far ahead of the consumer as its queues allow.
+   * Same options and shutdown behaviour as `run()`; `getMetrics()` gives
+   * the final metrics once the loop ends. Leaving the loop early (`break`,
+   * `return`, a throw) stops reading the source, interrupts the attempts in
+   * flight and dead-letters what is left with a `ShutdownError`, as
+   * cancelling a `stream()`'s readable does; the loop's exit waits for that.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ stages: [stage("inc", (n: number) => n + 1)] });
+   * const seen: number[] = [];
+   * for await (const n of pipeline.results([1, 2, 3])) seen.push(n);
+   * console.assert(seen.join() === "2,3,4" && pipeline.getMetrics().totalCompleted === 3);
+   * ```
+   *
+   * @throws {TypeError} when `source` cannot be read (at once); the source's or the dead letter sink's error at the end of the loop.
+   */
+  results(source: Source<PipelineInput<S>>, options: RunOptions = {}): AsyncIterableIterator<PipelineOutput<S>> {
+    checkSource(source);
+    validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" results`, root: "options" });
+    return this.#results(source, options) as AsyncIterableIterator<PipelineOutput<S>>;
+  }
+
+  async *#results(source: Source<unknown>, options: RunOptions): AsyncGenerator<unknown> {
+    const target = this.#deadLetterTarget();
+    const run = this.#begin();
+    const stop = new AbortController();
+    let closing = false;
+    let markDone!: () => void;
+    const entry = {
+      stop: () => {
+        closing = true;
+        stop.abort();
+      },
+      done: new Promise<void>((resolve) => (markDone = resolve)),
+    };
+    this.#active.add(entry);
+    const detach = this.#attachShutdown(run, stop, options);
+    let sourceError: { error: unknown } | undefined;
+    let finished = false;
+    const engines = this.#engines(run, "stream", target);
+    const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
+      sourceError = { error };
+      run.log("error", "source failed; finishing the items already read", { error });
+    });
+    const reader = pipeThroughEngines(input, engines).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const ready: unknown[] = [];
+        engines.outlet.accept(value, (output) => ready.push(output));
+        for (const output of ready) yield output;
+      }
+      finished = true;
+      await closeOutlet(engines.outlet, sourceError);
+    } finally {
+      if (!finished) {
+        stop.abort();
+        if (!closing) run.force(new ShutdownError("results", { cause: "the consumer left the results loop" }));
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          engines.outlet.accept(value);
+        }
+        await engines.outlet.close().catch(() => {});
+      }
+      detach();
+      this.#end(run);
+      this.#active.delete(entry);
+      markDone();
+    }
+    if (sourceError) throw sourceError.error;
+  }
+
+  /** Runs `execute` as a run close() can stop (by aborting the controller given) and wait for. */
+  #tracked<T>(execute: (stop: AbortController) => Promise<T>): Promise<T> {
+    const stop = new AbortController();
+    const done = execute(stop);
+    const entry = { stop: () => stop.abort(), done: done.catch(() => {}) };
+    this.#active.add(entry);
+    return done.finally(() => this.#active.delete(entry));
+  }
+
+  /**
+   * Stops every run in progress gracefully (as its `signal` would: no more
+   * items are read, the ones already read finish) and resolves once they
+   * are over. `await using pipeline = new Pipeline(…)` calls it at the end
+   * of the scope. A `stream()` in progress has its writable side closed;
+   * its readable must still be read to the end. The pipeline may run again
+   * afterwards.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ stages: [stage("s", async (n: number) => n)] });
+   * async function* forever() {
+   *   for (let i = 0; ; i++) yield i;
+   * }
+   * const running = pipeline.run(forever());
+   * await new Promise((resolve) => setTimeout(resolve, 10));
+   * await pipeline.close();
+   * const metrics = await running;
+   * console.assert(metrics.itemsInFlight === 0 && metrics.totalCompleted === metrics.totalIngested);
+   * ```
+   */
+  async close(): Promise<void> {
+    const active = [...this.#active];
+    for (const entry of active) entry.stop();
+    await Promise.all(active.map((entry) => entry.done));
+  }
+
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Each stage's worker names, `"<stage>-<index>"`, in index order: the
+   * names of `stageMetrics[stage].workers` (events carry the index as `worker`).
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ stages: [stage("transform", (n: number) => n, { concurrency: 2 })] });
+   * console.assert(pipeline.workerNames().transform.join() === "transform-0,transform-1");
+   * ```
+   */
+  workerNames(): Record<string, string[]> {
+    return Object.fromEntries(this.#specs.map((spec) => [spec.name, workerNamesOf(spec.name, spec.concurrency)]));
+  }
+
+  /**
+   * The latest run's latency (live while it runs), in constant memory: per
+   * stage, the time of each item from its first attempt's start to its
+   * success (backoff included): `avgMs`, `totalMs`, `p50`, `p95`, `p99`; and
+   * end to end, per completed item, from its arrival at the first stage to
+   * its leaving the last: `avgTotalMs`, `p50TotalMs`, `p99TotalMs`, and how
+   * that time divides into `inAttemptMs` (in attempts and backoff) and
+   * `queueWaitMs` (waiting in queues and for its turn), as totals and
+   * `queueWaitShare`.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ stages: [stage("wait", async (n: number) => {
+   *   await new Promise((resolve) => setTimeout(resolve, 2));
+   *   return n;
+   * })] });
+   * await pipeline.run([1, 2, 3]);
+   * const latency = pipeline.latencySummary();
+   * console.assert(latency.stages.wait.count === 3 && latency.stages.wait.p50 >= 1);
+   * console.assert(latency.completed === 3 && latency.avgTotalMs >= latency.stages.wait.avgMs * 0.9);
+   * ```
+   */
+  latencySummary(): LatencyReport {
+    return latencyReport((this.#current ?? this.#newRun()).metrics);
+  }
+
+  async #execute(
+    source: Source<PipelineInput<S>>,
+    options: RunOptions,
+    emit: ((value: unknown) => void) | undefined,
+    stop: AbortController,
+  ): Promise<PipelineMetrics> {
     checkSource(source);
     validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" run`, root: "options" });
     const acking = acknowledgingOf(source);
@@ -219,23 +470,17 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     }
     const target = this.#deadLetterTarget();
     const run = this.#begin();
-    const stop = new AbortController();
     const detach = this.#attachShutdown(run, stop, options);
     let sourceError: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run, "run", target, acking && settleListener(run, acking));
+      const engines = this.#engines(run, "run", target, emit, acking && settleListener(run, acking));
       const input = sourceStream(source, engines[0].capacity, this.#ingester(run, acking), stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       });
       await pipeThroughEngines(input, engines).pipeTo(new WritableStream<Chunk>());
       try {
-        await engines.outlet.close().catch((error) => {
-          if (!sourceError) throw error;
-          throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
-            cause: sourceError.error,
-          });
-        });
+        await closeOutlet(engines.outlet, sourceError);
       } finally {
         await acking?.close(); // every fate is told by now: the source flushes its acknowledgements
       }
@@ -290,7 +535,17 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const target = this.#deadLetterTarget();
     const run = this.#begin();
     const engines = this.#engines(run, "stream", target);
-    return openPipelineStream(run, engines, engines.outlet, this.#ingester(run), () => this.#end(run));
+    const opened = openPipelineStream<PipelineInput<S>, PipelineOutput<S>>(
+      run,
+      engines,
+      engines.outlet,
+      this.#ingester(run),
+      () => this.#end(run),
+    );
+    const entry = { stop: opened.closeInput, done: opened.finished };
+    this.#active.add(entry);
+    opened.finished.then(() => this.#active.delete(entry));
+    return { writable: opened.writable, readable: opened.readable, finished: opened.finished };
   }
 
   /** Where this run's dead letters go; a stream is checked before the run starts. */
@@ -319,7 +574,11 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   }
 
   #newRun(): RunContext {
-    return new RunContext(this.name, this.#specs.map((spec) => spec.name), this.#logger, this.#onEvent);
+    const run = new RunContext(this.name, this.#specs.map((spec) => spec.name), this.#logger, this.#onEvent);
+    if (this.#slotLimits.size > 0) {
+      run.taskSlots = new Map([...this.#slotLimits].map(([key, limit]) => [key, new TaskSlots(limit)]));
+    }
+    return run;
   }
 
   #begin(): RunContext {
@@ -344,18 +603,26 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     run: RunContext,
     mode: "run" | "stream",
     target: DeadLetterTarget,
+    emit?: (value: unknown) => void,
     settle?: SettleListener,
-  ): StageEngine[] & { outlet: Outlet } {
+  ): PipelineNode[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
     const outlet = new Outlet(run, target, this.#deadLetters, limit, settle);
-    const engines: StageEngine[] = [];
+    const engines: PipelineNode[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
       const spec = this.#specs[i];
-      const deliver = mode === "run" && i === this.#specs.length - 1
-        ? (chunk: Chunk) => outlet.accept(chunk)
-        : undefined;
-      const engine = new StageEngine(spec, run, spec.queueSize ?? this.#queueSize, next, deliver);
+      const last = i === this.#specs.length - 1;
+      let deliver = mode === "run" && last ? (chunk: Chunk) => outlet.accept(chunk, emit) : undefined;
+      if (spec.expand) {
+        // A flatMap stage: the engine calls fn, the expander after it reads the outputs.
+        const expander = new Expander(spec, run, next, deliver, last);
+        engines.unshift(expander);
+        next = expander.capacity;
+        deliver = undefined;
+      }
+      const position = { first: i === 0, last: last && !spec.expand };
+      const engine = new StageEngine(spec, run, spec.queueSize ?? this.#queueSize, next, deliver, position);
       engines.unshift(engine);
       next = engine.capacity;
     }
@@ -398,8 +665,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
 
   #attachShutdown(run: RunContext, stop: AbortController, options: RunOptions): () => void {
     const cleanups: (() => void)[] = [];
+    let stopping = false;
     const graceful = () => {
-      if (stop.signal.aborted) return;
+      if (stopping) return;
+      stopping = true;
       run.log("info", "stopping: no more items are read; draining", {});
       stop.abort();
     };
@@ -407,7 +676,12 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       graceful();
       run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
     };
-    for (const [signal, handler] of [[options.signal, graceful], [options.forceSignal, force]] as const) {
+    for (
+      const [signal, handler] of [[stop.signal, graceful], [options.signal, graceful], [
+        options.forceSignal,
+        force,
+      ]] as const
+    ) {
       if (!signal) continue;
       if (signal.aborted) handler();
       else {
@@ -462,4 +736,71 @@ function checkUniqueNames(pipeline: string, specs: readonly StageSpec[]): void {
     }
     seen.add(spec.name);
   }
+}
+
+/** A node of the chain: a stage engine, or the expander after a flatMap stage. @internal */
+export interface PipelineNode {
+  readonly capacity: Capacity;
+  readonly stream: TransformStream<Chunk, Chunk>;
+}
+
+/** Closes the dead letter sink; with a source error as well, throws both. */
+async function closeOutlet(outlet: Outlet, sourceError: { error: unknown } | undefined): Promise<void> {
+  await outlet.close().catch((error) => {
+    if (!sourceError) throw error;
+    throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
+      cause: sourceError.error,
+    });
+  });
+}
+
+/** Checks the pipeline's `taskConcurrency` names against the stages' tasks. */
+function checkPipelineTaskLimits(
+  pipeline: string,
+  specs: readonly StageSpec[],
+  limits: Readonly<Record<string, number>> | undefined,
+): ReadonlyMap<string, number> {
+  const known = new Set(specs.flatMap((spec) => spec.taskNames ?? []));
+  for (const name of Object.keys(limits ?? {})) {
+    if (!known.has(name)) {
+      throw new ConfigError(
+        `Pipeline "${pipeline}": option "taskConcurrency.${name}" names no task of any stage; the tasks are ${
+          [...known].map((task) => `"${task}"`).join(", ")
+        } (a task is named by its function's name, or give it one with { name, fn })`,
+        { field: `taskConcurrency.${name}` },
+      );
+    }
+  }
+  return new Map(Object.entries(limits ?? {}));
+}
+
+/** The event listener with a status recorder fed from it: no listener at all when there is neither. */
+function withTracker(
+  onEvent: EventListener | undefined,
+  tracker: StatusRecorder | undefined,
+  last: StageSpec,
+  logger: Logger,
+  pipeline: string,
+): EventListener | undefined {
+  if (!tracker) return onEvent;
+  const failed = (error: unknown, itemId: ItemId) => {
+    try {
+      const result: unknown = logger.warn("statusTracker threw; the run goes on", { pipeline, itemId, error });
+      if (isPromiseLike(result)) Promise.resolve(result).catch(() => {});
+    } catch {
+      // A broken logger must not break a run.
+    }
+  };
+  return (event) => {
+    const change = statusChangeOf(event, last.name, last.expand !== undefined);
+    if (change) {
+      try {
+        const result: unknown = tracker.record(change);
+        if (isPromiseLike(result)) Promise.resolve(result).catch((error) => failed(error, change.itemId));
+      } catch (error) {
+        failed(error, change.itemId);
+      }
+    }
+    return onEvent?.(event);
+  };
 }

@@ -21,7 +21,8 @@ import type { Chunk, Envelope } from "./envelope.ts";
 import type { PipelineMetrics } from "./metrics.ts";
 import { type Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import type { RunContext } from "./run_context.ts";
-import { pipeThroughEngines, type StageEngine } from "./stage_stream.ts";
+import { pipeThroughEngines } from "./stage_stream.ts";
+import type { Capacity } from "./capacity.ts";
 
 /** What `pipeline.stream()` returns. */
 export interface PipelineStream<I, O> {
@@ -40,11 +41,11 @@ export interface PipelineStream<I, O> {
 /** @internal */
 export function openPipelineStream<I, O>(
   run: RunContext,
-  engines: readonly StageEngine[],
+  engines: readonly { readonly capacity: Capacity; readonly stream: TransformStream<Chunk, Chunk> }[],
   outlet: Outlet,
   ingest: (value: unknown) => Envelope,
   end: () => void,
-): PipelineStream<I, O> {
+): PipelineStream<I, O> & { readonly closeInput: () => void } {
   const head = engines[0];
   const headWriter = head.stream.writable.getWriter();
   const reader = pipeThroughEngines(head.stream.readable, engines.slice(1)).getReader();
@@ -82,6 +83,7 @@ export function openPipelineStream<I, O>(
     async write(value) {
       await head.capacity.whenFree();
       if (cancelled) throw cancelled.error; // the consumer left while this write waited for room
+      if (inputClosed) throw new TypeError("pipeline.close() closed this stream's writable side; no more writes");
       head.capacity.take(1);
       headWriter.write([ingest(value)] satisfies Chunk).catch(() => {});
     },
@@ -124,7 +126,13 @@ export function openPipelineStream<I, O>(
     },
   }, { highWaterMark: STREAM_OUTLET_CAPACITY }); // read ahead, so the last stage works while the consumer is busy
 
-  return { writable, readable, finished };
+  /** For pipeline.close(): no more writes, the stages drain. */
+  const stopInput = () => {
+    if (inputClosed) return;
+    writableController.error(new TypeError("pipeline.close() closed this stream's writable side; no more writes"));
+    closeInput();
+  };
+  return { writable, readable, finished, closeInput: stopInput };
 }
 
 /** After a cancel: every chunk still coming goes to the outlet (results counted, failures dead-lettered). */

@@ -173,7 +173,10 @@ export class RedisStreamSource implements AcknowledgingSource<RedisStreamEntry> 
   settle(items: readonly SettledItem[]): void {
     const acked = ackedOnWrite.get(this)!;
     for (const { id, fate } of items) {
-      this.#inFlight.delete(id as string);
+      // Only entries this source handed out are acknowledged: a flatMap
+      // stage's outputs carry ids derived from their entry's ("…-0.1"),
+      // and the entry itself settles as "expanded".
+      if (!this.#inFlight.delete(id as string)) continue;
       this.#settled[0].add(id as string);
       if (!acked.has(fate)) this.#toAck.push(id as string);
     }

@@ -71,6 +71,7 @@ export async function withRetries<T>(
   call: (ctx: StageContext) => T | Promise<T>,
   firstFailure?: { readonly error: unknown; readonly durationMs: number },
   attemptsBefore = 0,
+  onRetry?: (error: unknown, attempt: number, durationMs: number) => void,
 ): Promise<Outcome<T>> {
   let attempt = 1;
   let failure = firstFailure;
@@ -83,6 +84,7 @@ export async function withRetries<T>(
       const delayMs = backoffDelay(policy.backoff, attempt);
       unit.counters.retries++;
       announceRetry(unit, attemptsBefore + attempt, error, delayMs, durationMs);
+      onRetry?.(error, attempt, durationMs);
       try {
         await backoffSleep(unit, delayMs);
       } catch (shutdown) {

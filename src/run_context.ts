@@ -11,6 +11,7 @@ import { type Logger, type LogProperties, silentLogger } from "./logger.ts";
 import { MetricsRecorder } from "./metrics.ts";
 import { isPromiseLike } from "./attempt.ts";
 import { SettleClock } from "./settle_clock.ts";
+import type { TaskSlots } from "./task_slots.ts";
 
 /** Something in progress that a forced shutdown must interrupt. @internal */
 export type Interruptible = (reason: unknown) => void;
@@ -26,6 +27,8 @@ export class RunContext {
   /** True when events are listened to: build them only then. */
   readonly hasListener: boolean;
   readonly #interruptibles = new Set<Interruptible>();
+  /** This run's task concurrency limits, by slot key (see task_slots.ts); undefined when there are none. */
+  taskSlots: ReadonlyMap<string, TaskSlots> | undefined;
   #forced: { reason: unknown } | undefined;
 
   constructor(

@@ -13,8 +13,12 @@ import type { ItemId } from "./events.ts";
 /** What `pipeline.run()` reads from. */
 export type Source<T> = ReadableStream<T> | AsyncIterable<T> | Iterable<T>;
 
-/** How an item left the pipeline, for good: the four fates every item ends in exactly once. */
-export type Fate = "completed" | "dead-lettered" | "filtered" | "skipped";
+/**
+ * How an item left the pipeline, for good: the fates every item ends in
+ * exactly once. `expanded` is a flatMap stage's input, whose outputs go on as
+ * items of their own (with ids derived from it).
+ */
+export type Fate = "completed" | "dead-lettered" | "filtered" | "skipped" | "expanded";
 
 /** An item whose fate became final, as told to an {@linkcode AcknowledgingSource}. */
 export interface SettledItem {

@@ -9,10 +9,20 @@ import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { StageContext } from "./attempt.ts";
 import { show, stageOptionsSchema, validate } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { isRetryable, type Outcome, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
+import type { ItemId } from "./events.ts";
+import { isRetryable, type Outcome, type RetryPolicy, type RetryPredicate, type Unit } from "./retry.ts";
+import {
+  type ResolvedTask,
+  runTasks,
+  runTasksRetryingEach,
+  singleTaskAttempt,
+  type StageFn,
+  type TaskFn,
+  toTasks,
+} from "./tasks.ts";
+import { pipelineSlotKey, stageSlotKey } from "./task_slots.ts";
 
-/** A stage function: takes an item, returns (or resolves to) the output. */
-export type StageFn<I, O> = (input: I, ctx: StageContext) => O | Promise<O>;
+export type { StageFn } from "./tasks.ts";
 
 /** Options shared by {@linkcode stage} and `batchStage`. */
 export interface CommonStageOptions {
@@ -64,6 +74,15 @@ export interface StageOptions extends CommonStageOptions {
    * @default {"task"}
    */
   readonly retryScope?: "task" | "stage";
+  /**
+   * At most this many calls of the named task at once in this stage, by
+   * task name (a function's name, or the `name` of a `{ name, fn }` task);
+   * the other tasks keep the stage's full concurrency. A worker waiting for
+   * a slot holds none of another task's. Overrides the pipeline's
+   * `taskConcurrency` for this stage.
+   * @default {undefined} no limit
+   */
+  readonly taskConcurrency?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -101,6 +120,22 @@ export interface StageSpec {
   readonly attempt: (input: unknown, ctx: StageContext) => unknown;
   /** For task sequences retried task by task: the whole unit, retries included. */
   readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<Outcome<unknown>>;
+  /** The stage's task names (stages made by `stage()` and `flatMapStage()`). */
+  readonly taskNames?: readonly string[];
+  /** The stage's own task limits, by slot key. */
+  readonly slotLimits?: ReadonlyMap<string, number>;
+  /** The spec with the pipeline-wide limits of `names` applied to its tasks (where the stage sets none). */
+  readonly withPipelineSlots?: (names: ReadonlySet<string>) => StageSpec;
+  /** flatMap stages: the attempt gives an `Expansion`, which the node after the stage turns into items. */
+  readonly expand?: { readonly childId: ((output: unknown, parent: ChildOf) => ItemId) | undefined };
+}
+
+/** Which item, and which of its outputs, a flatMap output id is made for. */
+export interface ChildOf {
+  /** The parent item's id. */
+  readonly id: ItemId;
+  /** The output's index among the parent's outputs, from 0. */
+  readonly index: number;
 }
 
 const specs = new WeakMap<object, StageSpec>();
@@ -148,30 +183,30 @@ export function stage<I, O>(name: string, fn: StageFn<I, O>, options?: StageOpti
 /** A stage running two tasks in sequence for each item. */
 export function stage<I, A, O>(
   name: string,
-  tasks: readonly [StageFn<I, A>, StageFn<A, O>],
+  tasks: readonly [TaskFn<I, A>, TaskFn<A, O>],
   options?: StageOptions,
 ): Stage<I, O>;
 /** A stage running three tasks in sequence for each item. */
 export function stage<I, A, B, O>(
   name: string,
-  tasks: readonly [StageFn<I, A>, StageFn<A, B>, StageFn<B, O>],
+  tasks: readonly [TaskFn<I, A>, TaskFn<A, B>, TaskFn<B, O>],
   options?: StageOptions,
 ): Stage<I, O>;
 /** A stage running four tasks in sequence for each item. */
 export function stage<I, A, B, C, O>(
   name: string,
-  tasks: readonly [StageFn<I, A>, StageFn<A, B>, StageFn<B, C>, StageFn<C, O>],
+  tasks: readonly [TaskFn<I, A>, TaskFn<A, B>, TaskFn<B, C>, TaskFn<C, O>],
   options?: StageOptions,
 ): Stage<I, O>;
 /** A stage running any number of tasks in sequence for each item (types are not checked between them). */
 export function stage<I, O>(
   name: string,
-  tasks: readonly StageFn<unknown, unknown>[],
+  tasks: readonly TaskFn<unknown, unknown>[],
   options?: StageOptions,
 ): Stage<I, O>;
 export function stage<I, O>(
   name: string,
-  fn: StageFn<I, O> | readonly StageFn<never, unknown>[],
+  fn: StageFn<I, O> | readonly TaskFn<never, unknown>[],
   options: StageOptions = {},
 ): Stage<I, O> {
   checkName(name);
@@ -179,7 +214,8 @@ export function stage<I, O>(
   const resolved = validate(stageOptionsSchema, options, { owner: `Stage "${name}"`, stage: name, root: "options" });
   const policy = retryPolicy(resolved);
   const byTask = tasks.length > 1 && resolved.retryScope !== "stage";
-  return defineStage({
+  const stageLimits = checkTaskLimits(name, tasks, resolved.taskConcurrency);
+  const build = (limited: readonly ResolvedTask[]): StageSpec => ({
     name,
     kind: "item",
     concurrency: resolved.concurrency ?? 1,
@@ -188,38 +224,66 @@ export function stage<I, O>(
     batchSize: 1,
     flushIntervalMs: undefined,
     policy,
-    attempt: tasks.length === 1 ? tasks[0] : (input, ctx) => runTasks(tasks, input, ctx),
-    runTaskByTask: byTask ? (input, unit) => runTasksRetryingEach(tasks, input, unit, policy) : undefined,
+    attempt: limited.length === 1 ? singleTaskAttempt(limited[0]) : (input, ctx) => runTasks(limited, input, ctx),
+    runTaskByTask: byTask ? (input, unit) => runTasksRetryingEach(limited, input, unit, policy) : undefined,
+    ...taskLimitFields(name, limited, stageLimits, build),
   });
+  return defineStage(build(withStageSlots(name, tasks, stageLimits)));
 }
 
-type Task = (input: unknown, ctx: StageContext) => unknown;
+/** Checks a stage's `taskConcurrency` against its task names. @internal */
+export function checkTaskLimits(
+  stage: string,
+  tasks: readonly ResolvedTask[],
+  limits: Readonly<Record<string, number>> | undefined,
+): ReadonlyMap<string, number> {
+  const names = tasks.map((task) => task.name);
+  for (const key of Object.keys(limits ?? {})) {
+    if (!names.includes(key)) {
+      throw new ConfigError(
+        `Stage "${stage}": option "taskConcurrency.${key}" names no task of this stage; its tasks are ${
+          names.map((n) => `"${n}"`).join(", ")
+        } (a task is named by its function's name, or give it one with { name, fn })`,
+        { stage, field: `taskConcurrency.${key}` },
+      );
+    }
+  }
+  return new Map(Object.entries(limits ?? {}));
+}
+
+/** The tasks with the stage's own limits keyed. @internal */
+export function withStageSlots(
+  stage: string,
+  tasks: readonly ResolvedTask[],
+  limits: ReadonlyMap<string, number>,
+): ResolvedTask[] {
+  return tasks.map((task) => limits.has(task.name) ? { ...task, slotKey: stageSlotKey(stage, task.name) } : task);
+}
+
+/** The StageSpec fields that let a pipeline see a stage's tasks and limit them. @internal */
+export function taskLimitFields(
+  stage: string,
+  tasks: readonly ResolvedTask[],
+  stageLimits: ReadonlyMap<string, number>,
+  build: (tasks: readonly ResolvedTask[]) => StageSpec,
+): Pick<StageSpec, "taskNames" | "slotLimits" | "withPipelineSlots"> {
+  return {
+    taskNames: tasks.map((task) => task.name),
+    slotLimits: new Map([...stageLimits].map(([task, limit]) => [stageSlotKey(stage, task), limit])),
+    withPipelineSlots: (names) =>
+      build(
+        tasks.map((task) =>
+          task.slotKey === undefined && names.has(task.name) ? { ...task, slotKey: pipelineSlotKey(task.name) } : task
+        ),
+      ),
+  };
+}
 
 /** Checks a stage name. @internal */
 export function checkName(name: unknown): asserts name is string {
   if (typeof name !== "string" || name.trim() === "") {
     throw new ConfigError(`A stage's name must be a non-empty string; got ${show(name)}`, { field: "name" });
   }
-}
-
-function toTasks(name: string, fn: unknown): Task[] {
-  const tasks = Array.isArray(fn) ? fn : [fn];
-  if (tasks.length === 0) {
-    throw new ConfigError(`Stage "${name}": the task array is empty; give at least one function`, {
-      stage: name,
-      field: "fn",
-    });
-  }
-  tasks.forEach((task, index) => {
-    if (typeof task !== "function") {
-      const field = Array.isArray(fn) ? `fn[${index}]` : "fn";
-      throw new ConfigError(`Stage "${name}": "${field}" must be a function; got ${show(task)}`, {
-        stage: name,
-        field,
-      });
-    }
-  });
-  return tasks as Task[];
 }
 
 /** Fills in the retry defaults. @internal */
@@ -235,33 +299,4 @@ export function retryPolicy(options: {
     retryIf: (options.retryIf as RetryPredicate | undefined) ?? isRetryable,
     timeoutMs: options.timeoutMs,
   };
-}
-
-async function runTasks(tasks: readonly Task[], input: unknown, ctx: StageContext): Promise<unknown> {
-  let value = input;
-  for (const [index, task] of tasks.entries()) {
-    // Once the attempt has timed out or been interrupted, sluice no longer
-    // waits for it: the later tasks must not run (their side effects would
-    // happen for an attempt already retried, or an item already dead-lettered).
-    if (index > 0 && ctx.signal.aborted) throw ctx.signal.reason;
-    value = await task(value, ctx);
-  }
-  return value;
-}
-
-async function runTasksRetryingEach(
-  tasks: readonly Task[],
-  input: unknown,
-  unit: Unit,
-  policy: RetryPolicy,
-): Promise<Outcome<unknown>> {
-  let value = input;
-  let attempts = 0;
-  for (const task of tasks) {
-    const outcome = await withRetries(unit, policy, (ctx) => task(value, ctx), undefined, attempts);
-    attempts += outcome.attempts;
-    if (!outcome.ok) return { ok: false, error: outcome.error, attempts };
-    value = outcome.value;
-  }
-  return { ok: true, value, attempts };
 }

@@ -21,7 +21,7 @@ import { isPromiseLike, LazyContext } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
 import { Fifo } from "./fifo.ts";
 import { serializeError } from "./dead_letter.ts";
-import { type Chunk, chunkSize, type Envelope, Failure, Item } from "./envelope.ts";
+import { type Chunk, chunkSize, Dropped, type Envelope, Failure, Item } from "./envelope.ts";
 import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
@@ -29,6 +29,7 @@ import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 import { settled } from "./settle_clock.ts";
+import { skip } from "./skip.ts";
 import type { StageSpec } from "./stage.ts";
 
 /** The most envelopes moved downstream in one chunk. */
@@ -99,6 +100,9 @@ export class StageEngine {
   readonly #next: Capacity;
   readonly #batch: boolean;
   #deliver: Deliver | undefined;
+  /** The first stage stamps each item's `bornAt`; the last records its end-to-end latency. */
+  readonly #first: boolean;
+  readonly #last: boolean;
 
   #forming: Item[] = [];
   #formingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -130,10 +134,20 @@ export class StageEngine {
   #epochOffset = Date.now() - performance.now();
   #stopForce: () => void;
 
-  constructor(spec: StageSpec, run: RunContext, queueSize: number, next: Capacity, deliver?: Deliver) {
+  constructor(
+    spec: StageSpec,
+    run: RunContext,
+    queueSize: number,
+    next: Capacity,
+    deliver?: Deliver,
+    position: { readonly first: boolean; readonly last: boolean } = { first: false, last: false },
+  ) {
     this.#spec = spec;
     this.#run = run;
+    this.#first = position.first;
+    this.#last = position.last;
     this.#counters = run.metrics.stage(spec.name);
+    this.#counters.useWorkers(spec.name, spec.concurrency);
     this.#site = { run, stage: spec.name, counters: this.#counters };
     this.#next = next;
     this.#deliver = deliver;
@@ -171,11 +185,13 @@ export class StageEngine {
     this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
     const timestamp = this.#epoch(now);
+    const first = this.#first;
     for (const envelope of chunk) {
       if (!(envelope instanceof Item)) {
         this.#outbox.push(envelope); // failures and dropped items keep moving; order matters only for results
         continue;
       }
+      if (first) envelope.bornAt = now;
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
       this.#unstarted++;
       if (!this.#batch) {
@@ -340,18 +356,27 @@ export class StageEngine {
 
   /** The unit succeeded at `now`: `result` is the item's output, or a batch's outputs. */
   #succeeded(group: Group, result: unknown, attempts: number, now: number): void {
+    if (result === skip || (this.#batch && (result as readonly unknown[]).includes(skip))) {
+      return this.#filtered(group, result, attempts, now);
+    }
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
     const durationMs = now - group.startedAt;
     counters.inFlight -= items.length;
     counters.succeeded += items.length;
+    counters.workerProcessed[group.worker] += items.length;
+    counters.workerBusyMs[group.worker] += durationMs;
+    counters.latencyTotalMs += durationMs * items.length;
     if (this.#batch) {
       for (let i = 0; i < items.length; i++) items[i].value = (result as readonly unknown[])[i];
     } else {
       items[0].value = result;
     }
-    for (let i = 0; i < items.length; i++) counters.latency.record(durationMs);
+    for (let i = 0; i < items.length; i++) {
+      counters.latency.record(durationMs);
+      items[i].workMs += durationMs;
+    }
     if (run.logsDebug) {
       run.log("debug", "completed", {
         stage: this.#spec.name,
@@ -377,6 +402,50 @@ export class StageEngine {
     this.#inLine(group, now);
   }
 
+  /**
+   * The unit succeeded at `now` and returned `skip` (a batch: for some of its
+   * items): those items become `filtered` and travel on to the outlet.
+   */
+  #filtered(group: Group, result: unknown, attempts: number, now: number): void {
+    const items = group.items;
+    const counters = this.#counters;
+    const run = this.#run;
+    const name = this.#spec.name;
+    const durationMs = now - group.startedAt;
+    const timestamp = this.#epoch(now);
+    counters.inFlight -= items.length;
+    counters.workerProcessed[group.worker] += items.length;
+    counters.workerBusyMs[group.worker] += durationMs;
+    counters.latencyTotalMs += durationMs * items.length;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      const value = this.#batch ? (result as readonly unknown[])[i] : result;
+      counters.latency.record(durationMs);
+      if (value === skip) {
+        counters.filtered++;
+        (items as Envelope[])[i] = new Dropped(item.id, name, "filtered");
+        continue;
+      }
+      counters.succeeded++;
+      item.value = value;
+      item.workMs += durationMs;
+      if (!run.hasListener) continue;
+      run.emit({
+        type: "completed",
+        itemId: item.id,
+        stage: name,
+        attempt: attempts,
+        worker: group.worker,
+        durationMs,
+        timestamp,
+      });
+    }
+    if (run.logsDebug) {
+      run.log("debug", "filtered", { stage: name, ...idFields(group.itemIds), attempt: attempts, durationMs });
+    }
+    this.#inLine(group, now);
+  }
+
   /** The unit failed for good at `now`: its items become failures that travel on to the outlet. */
   #failed(group: Group, cause: unknown, attempts: number, now: number): void {
     const items = group.items;
@@ -385,6 +454,9 @@ export class StageEngine {
     const durationMs = now - group.startedAt;
     this.#counters.inFlight -= items.length;
     this.#counters.failed += items.length;
+    this.#counters.workerProcessed[group.worker] += items.length;
+    this.#counters.workerFailed[group.worker] += items.length;
+    this.#counters.workerBusyMs[group.worker] += durationMs;
     const failedAt = Date.now();
     const error = run.hasListener ? serializeError(cause) : undefined;
     for (let i = 0; i < items.length; i++) {
@@ -430,6 +502,7 @@ export class StageEngine {
 
   /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
   #release(group: Group, now: number): void {
+    if (this.#last) this.#run.metrics.recordLeft(group.items, now);
     for (const envelope of group.items as Envelope[]) this.#outbox.push(envelope);
     this.#freeWorkers.push(group.worker);
     this.#pump(now);
@@ -504,7 +577,7 @@ export class StageEngine {
 /** `input` piped through each engine's stream in turn. @internal */
 export function pipeThroughEngines(
   input: ReadableStream<Chunk>,
-  engines: readonly StageEngine[],
+  engines: readonly { readonly stream: TransformStream<Chunk, Chunk> }[],
 ): ReadableStream<Chunk> {
   let stream = input;
   for (const engine of engines) stream = stream.pipeThrough(engine.stream);

@@ -679,6 +679,7 @@ export function buildHarness(c: PipelineCase, hooks: Hooks = {}, forceEvents = f
     ...(eventsOn
       ? {
         onEvent: (event: PipelineEvent) => {
+          if (event.type.startsWith("task")) return; // task-level events: tests/tasks_test.ts checks them
           obs.events.push(event);
           live();
           hooks.onEvent?.(event);

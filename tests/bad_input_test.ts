@@ -50,7 +50,15 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
   const places = new Set(MISTAKES.map((mistake) => mistake.place));
   assert.deepEqual(
     [...places].sort(),
-    ["batchStage()", "new Pipeline()", "pipeline.run()", "pipeline.stream()", "stage()"],
+    [
+      "batchStage()",
+      "flatMapStage()",
+      "new Pipeline()",
+      "new StatusTracker()",
+      "pipeline.run()",
+      "pipeline.stream()",
+      "stage()",
+    ],
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);
   assert.equal(new Set(keys).size, keys.length, "no mistake is listed twice");

@@ -165,7 +165,8 @@ function tsconfig(resolution: "NodeNext" | "Bundler", types: "dom" | "node") {
       skipLibCheck: false,
       verbatimModuleSyntax: true,
       ...(types === "dom"
-        ? { lib: ["ES2022", "DOM", "DOM.Iterable"], types: [] }
+        // Pipeline implements Symbol.asyncDispose: without @types/node its type comes from ESNext.Disposable.
+        ? { lib: ["ES2022", "ESNext.Disposable", "DOM", "DOM.Iterable"], types: [] }
         // A Node project without the DOM library: the web streams types come from @types/node.
         : { lib: ["ES2022"], types: ["node"], typeRoots: [join(root, "node_modules", "@types")] }),
     },

@@ -65,3 +65,15 @@ export { consoleLogger, silentLogger } from "./src/logger.ts";
 export type { ConsoleLoggerOptions, Logger, LogLevel, LogProperties } from "./src/logger.ts";
 export type { Source } from "./src/source.ts";
 export type { PipelineStream } from "./src/pipeline_stream.ts";
+
+// Observability export (issue 16): Prometheus, snapshot, terminal progress view.
+export { metricsHandler, PROMETHEUS_CONTENT_TYPE, PROMETHEUS_METRICS, toPrometheus } from "./src/prometheus.ts";
+export type {
+  MetricsSource,
+  PipelinePrometheusMetric,
+  PrometheusMetric,
+  PrometheusMetricBase,
+  PrometheusOptions,
+  StagePrometheusMetric,
+  StageSummaryPrometheusMetric,
+} from "./src/prometheus.ts";

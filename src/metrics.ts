@@ -15,6 +15,10 @@ export interface LatencySummary {
   readonly p99: number;
   /** The slowest. */
   readonly max: number;
+  /** How many items were recorded (the stage's successful items). */
+  readonly count: number;
+  /** The sum of their latencies (for a mean, or a Prometheus summary's `_sum`). */
+  readonly sum: number;
 }
 
 /** One stage's counters. */
@@ -75,16 +79,25 @@ export class LatencyHistogram {
   readonly #counts = new Uint32Array(LatencyHistogram.#buckets);
   #total = 0;
   #max = 0;
+  #sum = 0;
 
   record(ms: number): void {
     const value = ms > 0 ? ms : 0;
     this.#counts[LatencyHistogram.#bucketOf(value)]++;
     this.#total++;
+    this.#sum += value;
     if (value > this.#max) this.#max = value;
   }
 
   summary(): LatencySummary {
-    return { p50: this.quantile(0.5), p95: this.quantile(0.95), p99: this.quantile(0.99), max: this.#max };
+    return {
+      p50: this.quantile(0.5),
+      p95: this.quantile(0.95),
+      p99: this.quantile(0.99),
+      max: this.#max,
+      count: this.#total,
+      sum: this.#sum,
+    };
   }
 
   /** The value below which a fraction `q` of recordings fall (0 when empty). */

@@ -77,3 +77,5 @@ export type {
   StagePrometheusMetric,
   StageSummaryPrometheusMetric,
 } from "./src/prometheus.ts";
+export { PipelineSnapshotSchema } from "./src/snapshot.ts";
+export type { CircuitState, PipelineSnapshot, RecentError, StageSnapshot, WorkerState } from "./src/snapshot.ts";

@@ -84,6 +84,7 @@ export const pipelineOptionsSchema = z.strictObject({
   logger: logger.optional(),
   onEvent: func.optional(),
   id: func.optional(),
+  recentErrors: nonNegativeInteger.optional(),
 }, { error: "must be an object" });
 
 /** Options of `pipeline.run()`. @internal */

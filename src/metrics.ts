@@ -141,6 +141,8 @@ export class StageCounters {
   readonly latency = new LatencyHistogram();
   /** Reads the stage's queue depth from its engine. */
   queueDepth: () => number = () => 0;
+  /** Reads which of the stage's workers are busy, from its engine (for `pipeline.snapshot()`). */
+  busyWorkers: () => readonly boolean[] = () => [];
 
   snapshot(seconds: number): StageMetrics {
     return {
@@ -199,4 +201,11 @@ export class MetricsRecorder {
 
 function rate(count: number, seconds: number): number {
   return seconds > 0 ? count / seconds : 0;
+}
+
+/** Per worker, whether it is busy: every worker not in the free list. @internal */
+export function busyOf(concurrency: number, free: readonly number[]): boolean[] {
+  const busy = new Array<boolean>(concurrency).fill(true);
+  for (const worker of free) busy[worker] = false;
+  return busy;
 }

@@ -11,6 +11,7 @@ import { type DeadLetter, describeThrown, serializeError } from "./dead_letter.t
 import { type Chunk, Failure } from "./envelope.ts";
 import { DeadLetterSinkError } from "./errors.ts";
 import type { RunContext } from "./run_context.ts";
+import type { RecentErrors } from "./recent_errors.ts";
 
 /** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
 export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
@@ -33,10 +34,19 @@ export class Outlet {
   readonly #unwritten: DeadLetter[];
   #sinkError: { error: unknown } | undefined;
   #blocked = false;
+  /** The snapshot's ring of latest failures, when one is kept. */
+  readonly #recent: RecentErrors | undefined;
 
-  constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[], limit: number) {
+  constructor(
+    run: RunContext,
+    target: DeadLetterTarget,
+    fallback: DeadLetter[],
+    limit: number,
+    recent?: RecentErrors,
+  ) {
     this.capacity = new Capacity(limit);
     this.#run = run;
+    this.#recent = recent;
     this.#unwritten = fallback;
     if (Array.isArray(target)) this.#memory = target;
     else if (target) this.#writer = target.getWriter();
@@ -77,6 +87,14 @@ export class Outlet {
         timestamp: Date.now(),
       });
     }
+    this.#recent?.push({
+      itemId: failure.id,
+      stage: failure.stage,
+      reason,
+      error: failure.error,
+      attempts: failure.attempts,
+      failedAt: failure.failedAt,
+    });
     if (this.#memory) this.#memory.push(toDeadLetter(failure, reason));
     else if (this.#writer) this.#write(this.#writer, toDeadLetter(failure, reason));
   }

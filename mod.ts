@@ -79,3 +79,5 @@ export type {
 } from "./src/prometheus.ts";
 export { PipelineSnapshotSchema } from "./src/snapshot.ts";
 export type { CircuitState, PipelineSnapshot, RecentError, StageSnapshot, WorkerState } from "./src/snapshot.ts";
+export { progress } from "./src/progress.ts";
+export type { ProgressOptions, ProgressOutput, ProgressView } from "./src/progress.ts";

@@ -240,6 +240,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       stages: this.#specs.map((spec) => ({
         name: spec.name,
         concurrency: spec.concurrency,
+        queueSize: spec.queueSize ?? this.#queueSize,
         busy: run.metrics.stage(spec.name).busyWorkers(),
       })),
       failures: this.#recent?.list() ?? (memory ? this.#deadLetters : []),

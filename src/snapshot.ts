@@ -22,6 +22,8 @@ export type CircuitState = "closed" | "open" | "half-open";
 export interface StageSnapshot {
   /** The stage's concurrency: how many workers it has. */
   readonly concurrency: number;
+  /** How many items may wait in front of it (its `queueSize`): `queueDepth` is out of this. */
+  readonly queueSize: number;
   /** Per worker, by index (the events' `worker`): in an attempt or backoff (`busy`), or free (`idle`). */
   readonly workers: readonly WorkerState[];
   /** The circuit breaker's state; absent when the stage has none. */
@@ -104,6 +106,7 @@ const snapshotSchema = z.object({
     z.string(),
     z.object({
       concurrency: z.number().int().min(1),
+      queueSize: z.number().int().min(1),
       workers: z.array(z.enum(["busy", "idle"])),
       circuit: z.enum(["closed", "open", "half-open"]).optional(),
     }),
@@ -175,7 +178,7 @@ export const PipelineSnapshotSchema: {
 export interface SnapshotParts {
   readonly pipeline: string;
   readonly metrics: PipelineMetrics;
-  readonly stages: readonly { name: string; concurrency: number; busy: readonly boolean[] }[];
+  readonly stages: readonly { name: string; concurrency: number; queueSize: number; busy: readonly boolean[] }[];
   /** The ring's failures, or the dead letters kept in memory (their tail is taken). */
   readonly failures: readonly RecentFailure[] | readonly DeadLetter[];
   readonly limit: number;
@@ -184,9 +187,9 @@ export interface SnapshotParts {
 /** Builds the snapshot. @internal */
 export function takeSnapshot(parts: SnapshotParts): PipelineSnapshot {
   const stages: Record<string, StageSnapshot> = {};
-  for (const { name, concurrency, busy } of parts.stages) {
+  for (const { name, concurrency, queueSize, busy } of parts.stages) {
     const workers = busy.length === concurrency ? busy : new Array<boolean>(concurrency).fill(false);
-    stages[name] = { concurrency, workers: workers.map((b) => (b ? "busy" : "idle")) };
+    stages[name] = { concurrency, queueSize, workers: workers.map((b) => (b ? "busy" : "idle")) };
   }
   const tail = parts.limit > 0 ? parts.failures.slice(-parts.limit) : [];
   return {

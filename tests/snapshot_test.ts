@@ -36,8 +36,8 @@ test("snapshot() survives JSON and the schema: metrics, idle workers per stage, 
   assert.equal(back.metrics.totalIngested, 30);
   assert.equal(back.metrics.totalFailed, 15);
   assert.deepEqual(back.stages, {
-    check: { concurrency: 1, workers: ["idle"] },
-    pass: { concurrency: 3, workers: ["idle", "idle", "idle"] },
+    check: { concurrency: 1, queueSize: 1000, workers: ["idle"] },
+    pass: { concurrency: 3, queueSize: 1000, workers: ["idle", "idle", "idle"] },
   });
   assert.equal(back.recentErrors.length, 10, "the last 10 of the in-memory dead letters by default");
   assert.deepEqual(back.recentErrors.map((e) => e.itemId), [9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29].slice(1));
@@ -108,7 +108,11 @@ test("PipelineSnapshotSchema refuses a bad snapshot, naming the field, and gives
   await pipeline.run(range(4));
   const good = JSON.parse(JSON.stringify(pipeline.snapshot()));
   assert.throws(
-    () => PipelineSnapshotSchema.parse({ ...good, stages: { check: { concurrency: 1, workers: ["asleep"] } } }),
+    () =>
+      PipelineSnapshotSchema.parse({
+        ...good,
+        stages: { check: { concurrency: 1, queueSize: 1, workers: ["asleep"] } },
+      }),
     /field "stages\.check\.workers\.0"/,
   );
   assert.throws(() => PipelineSnapshotSchema.parse("{"), /not JSON/);

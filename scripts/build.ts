@@ -4,6 +4,10 @@
  * - `dist/mod.js`: `mod.ts` bundled by esbuild into one ES module (platform
  *   neutral, so it loads in Node, Deno, Bun, workerd and browsers alike), with
  *   `zod` left as an import of the package's one dependency.
+ * - `dist/otel.js`: the `sluice/otel` entry point (`otel.ts`), bundled the
+ *   same way, with `@opentelemetry/api` external and its imports of the core
+ *   (`../mod.ts`) pointing at `./mod.js`, so that there is one copy of the
+ *   core (one `ConfigError` class) in the package.
  * - `dist/mod.d.ts` and `dist/src/*.d.ts`: declarations emitted by `tsc -p
  *   tsconfig.build.json`. tsc keeps relative imports as written (`./x.ts`),
  *   which older TypeScript versions reject in a package, so they are rewritten
@@ -41,6 +45,38 @@ export const bundleOptions: esbuild.BuildOptions = {
 /** Bundles `mod.ts` into `outFile` (zod external, as in the package). */
 export async function bundle(outFile: string, options: esbuild.BuildOptions = {}): Promise<void> {
   await esbuild.build({ ...bundleOptions, outfile: outFile, ...options });
+}
+
+/** The optional entry points: their source, and the packages they leave external. */
+export const entryPoints: readonly { readonly source: string; readonly out: string; readonly external: string[] }[] = [
+  { source: "otel.ts", out: "otel.js", external: ["@opentelemetry/api"] },
+];
+
+/** Resolves the core (`mod.ts`) to the package's `./mod.js`, left external. */
+const coreAsPackage: esbuild.Plugin = {
+  name: "core-as-package",
+  setup(build) {
+    build.onResolve({ filter: /(^|\/)mod\.ts$/ }, (args) => {
+      if (resolve(args.resolveDir, args.path) !== join(root, "mod.ts")) return undefined;
+      return { path: "./mod.js", external: true };
+    });
+  },
+};
+
+/** Bundles an optional entry point into `outFile`, importing the core from `./mod.js`. */
+export async function bundleEntry(
+  entry: (typeof entryPoints)[number],
+  outFile: string,
+  options: esbuild.BuildOptions = {},
+): Promise<void> {
+  await esbuild.build({
+    ...bundleOptions,
+    entryPoints: [join(root, entry.source)],
+    external: [...(bundleOptions.external ?? []), ...entry.external],
+    plugins: [coreAsPackage],
+    outfile: outFile,
+    ...options,
+  });
 }
 
 /** Emits the declarations into `outDir` and rewrites their relative `.ts` imports to `.js`. */
@@ -87,11 +123,13 @@ export function rewriteImports(text: string, path = "(text)"): string {
 export async function build(outDir: string = join(root, "dist")): Promise<void> {
   rmSync(outDir, { recursive: true, force: true });
   await bundle(join(outDir, "mod.js"));
+  for (const entry of entryPoints) await bundleEntry(entry, join(outDir, entry.out));
   declarations(outDir);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const outDir = resolve(process.argv[2] ?? join(root, "dist"));
   await build(outDir);
-  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, mod.d.ts`);
+  const extra = entryPoints.map((entry) => `, ${entry.out}`).join("");
+  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, mod.d.ts${extra}`);
 }

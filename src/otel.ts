@@ -52,7 +52,17 @@ export interface Instrumentation {
   stop(): void;
 }
 
-/** The metric instruments' names, units and descriptions: the list the README gives. */
+/**
+ * The metric instruments' names, units and descriptions: the list the README gives.
+ *
+ * @example List the histograms
+ * ```ts
+ * import { OTEL_METRICS } from "../otel.ts";
+ *
+ * const histograms = OTEL_METRICS.filter((m) => m.kind === "histogram").map((m) => m.name);
+ * console.assert(histograms.join() === "sluice.stage.duration");
+ * ```
+ */
 export const OTEL_METRICS: readonly {
   /** The instrument's name. */
   readonly name: string;
@@ -137,7 +147,21 @@ const STAGE = "sluice.stage.name";
  *
  * @throws {ConfigError} when neither a meter nor a tracer is given, or the pipeline is not one.
  *
- * @example Instrument a pipeline with the SDK's meter and tracer providers
+ * @example The instruments it makes, and what it refuses
+ * ```ts
+ * import { ConfigError, Pipeline, stage } from "../mod.ts";
+ * import { instrument, OTEL_METRICS } from "../otel.ts";
+ *
+ * const pipeline = new Pipeline({ name: "etl", stages: [stage("parse", (s: string) => Number(s))] });
+ * console.assert(OTEL_METRICS.some((m) => m.name === "sluice.stage.duration" && m.unit === "s"));
+ * try {
+ *   instrument(pipeline, {}); // neither a meter nor a tracer
+ * } catch (error) {
+ *   console.assert(error instanceof ConfigError && error.field === "meter");
+ * }
+ * ```
+ *
+ * @example Instrument a pipeline with the SDK's meter and tracer providers (tests/otel_test.ts runs this with the SDK's in-memory exporters)
  * ```ts ignore
  * import { metrics, trace } from "@opentelemetry/api";
  * import { Pipeline, stage } from "sluice";

@@ -213,14 +213,25 @@ function checkArguments(pipeline: PipelineLike, options: InstrumentOptions): voi
     typeof pipeline !== "object" || pipeline === null || typeof pipeline.subscribe !== "function" ||
     typeof pipeline.getMetrics !== "function"
   ) {
-    throw new ConfigError(`instrument(): the first argument must be a Pipeline; got ${String(pipeline)}`, {
+    throw new ConfigError(`instrument(): argument "pipeline" must be a Pipeline; got ${shown(pipeline)}`, {
       field: "pipeline",
     });
   }
   if (typeof options !== "object" || options === null) {
-    throw new ConfigError(`instrument(): options must be an object with a meter and/or a tracer; got ${options}`, {
-      field: "options",
-    });
+    throw new ConfigError(
+      `instrument(): options must be an object with a meter and/or a tracer; got ${shown(options)}`,
+      {
+        field: "options",
+      },
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_NAMES.includes(key)) {
+      throw new ConfigError(
+        `instrument(): unknown option ${JSON.stringify(key)}; the options are ${OPTION_NAMES.join(", ")}`,
+        { field: key },
+      );
+    }
   }
   if (!options.meter && !options.tracer) {
     throw new ConfigError(
@@ -230,10 +241,25 @@ function checkArguments(pipeline: PipelineLike, options: InstrumentOptions): voi
     );
   }
   if (options.meter && typeof options.meter.createCounter !== "function") {
-    throw new ConfigError(`instrument(): option "meter" must be an OpenTelemetry Meter`, { field: "meter" });
+    throw new ConfigError(
+      `instrument(): option "meter" must be an OpenTelemetry Meter (meterProvider.getMeter(name)); got ${
+        shown(options.meter)
+      }`,
+      { field: "meter" },
+    );
   }
   if (options.tracer && typeof options.tracer.startSpan !== "function") {
-    throw new ConfigError(`instrument(): option "tracer" must be an OpenTelemetry Tracer`, { field: "tracer" });
+    throw new ConfigError(
+      `instrument(): option "tracer" must be an OpenTelemetry Tracer (tracerProvider.getTracer(name)); got ${
+        shown(options.tracer)
+      }`,
+      { field: "tracer" },
+    );
+  }
+  if (options.spans !== undefined && typeof options.spans !== "boolean") {
+    throw new ConfigError(`instrument(): option "spans" must be true or false; got ${shown(options.spans)}`, {
+      field: "spans",
+    });
   }
   const buckets = options.latencyBuckets;
   if (
@@ -247,6 +273,16 @@ function checkArguments(pipeline: PipelineLike, options: InstrumentOptions): voi
       { field: "latencyBuckets" },
     );
   }
+}
+
+const OPTION_NAMES = ["meter", "tracer", "spans", "latencyBuckets"];
+
+/** A value as a message shows it: strings quoted, objects by kind. */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object" && value !== null) return Array.isArray(value) ? "an array" : "an object";
+  return String(value);
 }
 
 function describe(name: string): { description: string; unit: string } {

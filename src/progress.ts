@@ -8,7 +8,8 @@
  */
 
 import { z } from "zod";
-import { validate } from "./config.ts";
+import { show, validate } from "./config.ts";
+import { ConfigError } from "./errors.ts";
 import type { PipelineMetrics } from "./metrics.ts";
 import type { AnyStage, Pipeline, PipelineInput, RunOptions } from "./pipeline.ts";
 import { inCI, stdoutTerminal, unrefTimer } from "./runtime.ts";
@@ -110,6 +111,11 @@ export function progress<const S extends readonly AnyStage[]>(
   pipeline: Pipeline<S>,
   options: ProgressOptions = {},
 ): ProgressView<S> {
+  if (typeof pipeline !== "object" || pipeline === null || typeof pipeline.snapshot !== "function") {
+    throw new ConfigError(`progress(): argument "pipeline" must be a Pipeline; got ${show(pipeline)}`, {
+      field: "pipeline",
+    });
+  }
   const resolved = validate(optionsSchema, options, { owner: "progress()", root: "progress() options" });
   const terminal = resolved.output ? undefined : stdoutTerminal();
   const output: ProgressOutput = resolved.output ?? {

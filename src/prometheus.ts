@@ -9,6 +9,7 @@
  * @module
  */
 
+import { show } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import type { LatencySummary, PipelineMetrics, StageMetrics } from "./metrics.ts";
 
@@ -249,7 +250,29 @@ export function metricsHandler(
 
 type Labels = readonly (readonly [string, string])[];
 
+const OPTION_NAMES = ["prefix", "labels"];
+
 function checkOptions(options: PrometheusOptions): { prefix: string; labels: Labels } {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ConfigError(`Prometheus options must be an object such as { prefix, labels }; got ${show(options)}`, {
+      field: "options",
+    });
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_NAMES.includes(key)) {
+      throw new ConfigError(
+        `Prometheus export: unknown option ${JSON.stringify(key)}; the options are ${OPTION_NAMES.join(", ")}`,
+        { field: key },
+      );
+    }
+  }
+  const labelsGiven: unknown = options.labels ?? {};
+  if (typeof labelsGiven !== "object" || labelsGiven === null || Array.isArray(labelsGiven)) {
+    throw new ConfigError(
+      `Prometheus option "labels" must be an object of label names to strings; got ${show(labelsGiven)}`,
+      { field: "labels" },
+    );
+  }
   const prefix = options.prefix ?? "sluice_";
   if (typeof prefix !== "string" || (prefix !== "" && !METRIC_NAME.test(prefix))) {
     throw new ConfigError(
@@ -265,7 +288,7 @@ function checkOptions(options: PrometheusOptions): { prefix: string; labels: Lab
       throw new ConfigError(
         `Prometheus option "labels" has an invalid label name ${JSON.stringify(name)}: use letters, digits and _ ` +
           `(not starting with a digit or __), and not "stage" or "quantile", which sluice sets`,
-        { field: `labels.${name}` },
+        { field: "labels" },
       );
     }
     if (typeof value !== "string") {
@@ -302,7 +325,7 @@ function checkDistinct(sets: readonly Labels[]): void {
     if (seen.has(key)) {
       const pipeline = labels.find(([name]) => name === "pipeline")?.[1];
       throw new ConfigError(
-        `Prometheus export: two sources have the same labels (${
+        `Prometheus export: two pipelines have the same labels (${
           pipeline === undefined ? "no pipeline label" : `pipeline "${pipeline}"`
         }); give each pipeline its own name, or set labels to tell them apart`,
         { field: "pipelines" },

@@ -50,7 +50,19 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
   const places = new Set(MISTAKES.map((mistake) => mistake.place));
   assert.deepEqual(
     [...places].sort(),
-    ["batchStage()", "new Pipeline()", "pipeline.run()", "pipeline.stream()", "stage()"],
+    [
+      "batchStage()",
+      "new Pipeline()",
+      "pipeline.run()",
+      "pipeline.stream()",
+      "stage()",
+      // Observability export (issue 16).
+      "instrument()",
+      "metricsHandler()",
+      "pipeline.subscribe()",
+      "progress()",
+      "toPrometheus()",
+    ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);
   assert.equal(new Set(keys).size, keys.length, "no mistake is listed twice");

@@ -89,3 +89,18 @@ export type {
   TaskRetryEvent,
   TaskStartedEvent,
 } from "./src/events.ts";
+// Observability export (issue 16): Prometheus, snapshot, terminal progress view.
+export { metricsHandler, PROMETHEUS_CONTENT_TYPE, PROMETHEUS_METRICS, toPrometheus } from "./src/prometheus.ts";
+export type {
+  MetricsSource,
+  PipelinePrometheusMetric,
+  PrometheusMetric,
+  PrometheusMetricBase,
+  PrometheusOptions,
+  StagePrometheusMetric,
+  StageSummaryPrometheusMetric,
+} from "./src/prometheus.ts";
+export { PipelineSnapshotSchema } from "./src/snapshot.ts";
+export type { CircuitState, PipelineSnapshot, RecentError, StageSnapshot, WorkerState } from "./src/snapshot.ts";
+export { progress } from "./src/progress.ts";
+export type { ProgressOptions, ProgressOutput, ProgressView } from "./src/progress.ts";

@@ -7,8 +7,10 @@
  *   the dead letter queue, without a retry.
  * - `transform` and `load` call (simulated) services that sometimes fail on
  *   the first attempt; the retry succeeds.
- * - While it runs it prints a line of live metrics every 250 ms; at the end,
- *   the final metrics and the dead letter queue.
+ * - While it runs, `progress()` shows it live: in a terminal, a bar per stage
+ *   (counts, rates, busy workers, queue fill) under an overall bar with an
+ *   ETA; piped or in CI, one plain line every 250 ms. At the end, the final
+ *   report and the dead letter queue.
  * - Ctrl-C stops reading new orders and lets everything already read finish;
  *   a second Ctrl-C interrupts what is still running.
  *
@@ -20,7 +22,7 @@
  * @module
  */
 
-import { PermanentError, Pipeline, type PipelineMetrics, stage, type StageContext } from "../mod.ts";
+import { PermanentError, Pipeline, progress, stage, type StageContext } from "../mod.ts";
 
 const ORDER_COUNT = 3000;
 const SEED = 42;
@@ -139,38 +141,6 @@ const pipeline = new Pipeline({
 // ---------------------------------------------------------------------------
 // Printing.
 
-const pad = (value: string | number, width: number) => String(value).padStart(width);
-
-/** One line: totals, throughput, and how many items wait in front of each stage. */
-function liveLine(m: PipelineMetrics): string {
-  const queues = Object.entries(m.stageMetrics).map(([name, s]) => `${name} ${pad(s.queueDepth, 3)}`).join(" ");
-  return `${pad(m.durationSeconds.toFixed(2), 5)}s  ingested ${pad(m.totalIngested, 4)}  ` +
-    `completed ${pad(m.totalCompleted, 4)}  failed ${pad(m.totalFailed, 3)}  in flight ${pad(m.itemsInFlight, 3)}  ` +
-    `${pad(Math.round(m.throughputPerSecond), 4)}/s  | queued: ${queues}`;
-}
-
-function printFinal(m: PipelineMetrics): void {
-  console.log(`\nFinal metrics after ${m.durationSeconds.toFixed(2)} s`);
-  console.log(
-    `  ingested ${m.totalIngested}, completed ${m.totalCompleted}, failed ${m.totalFailed}, ` +
-      `in flight ${m.itemsInFlight}, dead letters ${m.deadLetterCount}, ` +
-      `${Math.round(m.throughputPerSecond)} items/s`,
-  );
-  console.log(
-    `  ${"stage".padEnd(10)}${pad("processed", 10)}${pad("succeeded", 10)}${pad("failed", 8)}${pad("retries", 8)}` +
-      `${pad("p50 ms", 8)}${pad("p95 ms", 8)}${pad("p99 ms", 8)}${pad("max ms", 8)}`,
-  );
-  for (const [name, s] of Object.entries(m.stageMetrics)) {
-    const { p50, p95, p99, max } = s.latency;
-    console.log(
-      `  ${name.padEnd(10)}${pad(s.processed, 10)}${pad(s.succeeded, 10)}${pad(s.failed, 8)}${pad(s.retries, 8)}` +
-        [p50, p95, p99, max].map((ms) => pad(ms.toFixed(1), 8)).join(""),
-    );
-  }
-  const balanced = m.totalIngested === m.totalCompleted + m.totalFailed;
-  console.log(`  ingested = completed + failed: ${balanced ? "yes" : "NO"}`);
-}
-
 function printDeadLetters(): void {
   const entries = pipeline.deadLetters;
   const byCause = new Map<string, number>();
@@ -192,13 +162,10 @@ function printDeadLetters(): void {
 // Run it.
 
 console.log(`sluice demo: ${ORDER_COUNT} orders through ingest → validate → transform → load (Ctrl-C to stop)\n`);
-const ticker = setInterval(() => console.log(liveLine(pipeline.getMetrics())), 250);
-let metrics: PipelineMetrics;
-try {
-  metrics = await pipeline.run(orderLines(ORDER_COUNT, SEED), { handleSignals: true });
-} finally {
-  clearInterval(ticker);
-}
-printFinal(metrics);
+const metrics = await progress(pipeline, { total: ORDER_COUNT, intervalMs: 250 }).run(orderLines(ORDER_COUNT, SEED), {
+  handleSignals: true,
+});
+const balanced = metrics.totalIngested === metrics.totalCompleted + metrics.totalFailed;
+console.log(`  ingested = completed + failed: ${balanced ? "yes" : "NO"}`);
 printDeadLetters();
 console.log(`\n${warehouse.length} orders loaded into the warehouse.`);

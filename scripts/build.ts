@@ -1,9 +1,11 @@
 /**
  * `npm run build`: the npm package's `dist/`.
  *
- * - `dist/mod.js` and `dist/redis.js` (`sluice/redis`, sharing a chunk with it): `mod.ts` bundled by esbuild into one ES module (platform
- *   neutral, so it loads in Node, Deno, Bun, workerd and browsers alike), with
- *   `zod` left as an import of the package's one dependency.
+ * - `dist/mod.js`, `dist/redis.js` (`sluice/redis`) and `dist/otel.js`
+ *   (`sluice/otel`): the entry points bundled by esbuild as ES modules
+ *   (platform neutral, so they load in Node, Deno, Bun, workerd and browsers
+ *   alike) that share one chunk of the core, with `zod` (the one dependency)
+ *   and `@opentelemetry/api` (an optional peer) left as imports.
  * - `dist/mod.d.ts` and `dist/src/*.d.ts`: declarations emitted by `tsc -p
  *   tsconfig.build.json`. tsc keeps relative imports as written (`./x.ts`),
  *   which older TypeScript versions reject in a package, so they are rewritten
@@ -83,8 +85,15 @@ export function rewriteImports(text: string, path = "(text)"): string {
   return lines.join("\n");
 }
 
-/** The package's entry points: `sluice` and the optional `sluice/redis`, which must share one copy of the core. */
-export const entryPoints: readonly string[] = [join(root, "mod.ts"), join(root, "redis.ts")];
+/**
+ * The package's entry points: `sluice` and the optional `sluice/redis` and
+ * `sluice/otel`, which must share one copy of the core (one `ConfigError`
+ * class, stages the core's `Pipeline` recognises).
+ */
+export const entryPoints: readonly string[] = [join(root, "mod.ts"), join(root, "redis.ts"), join(root, "otel.ts")];
+
+/** Packages the optional entry points import and leave to the user (optional peer dependencies). */
+const optionalPeers = ["@opentelemetry/api"];
 
 /**
  * Builds the whole package output into `outDir` (emptied first): one module
@@ -93,12 +102,18 @@ export const entryPoints: readonly string[] = [join(root, "mod.ts"), join(root, 
  */
 export async function build(outDir: string = join(root, "dist")): Promise<void> {
   rmSync(outDir, { recursive: true, force: true });
-  await esbuild.build({ ...bundleOptions, entryPoints: [...entryPoints], outdir: outDir, splitting: true });
+  await esbuild.build({
+    ...bundleOptions,
+    entryPoints: [...entryPoints],
+    external: [...(bundleOptions.external ?? []), ...optionalPeers],
+    outdir: outDir,
+    splitting: true,
+  });
   declarations(outDir);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const outDir = resolve(process.argv[2] ?? join(root, "dist"));
   await build(outDir);
-  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, redis.js, mod.d.ts, redis.d.ts`);
+  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, redis.js, otel.js and their declarations`);
 }

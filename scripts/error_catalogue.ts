@@ -13,8 +13,18 @@
  * @module
  */
 
-import { batchStage, flatMapStage, Pipeline, stage, StatusTracker } from "../mod.ts";
+import {
+  batchStage,
+  flatMapStage,
+  metricsHandler,
+  Pipeline,
+  progress,
+  stage,
+  StatusTracker,
+  toPrometheus,
+} from "../mod.ts";
 import { PoisonMessageError } from "../redis.ts";
+import { instrument } from "../otel.ts";
 
 /** Where the mistake is made. */
 export type Place =
@@ -24,7 +34,13 @@ export type Place =
   | "pipeline.run()"
   | "pipeline.stream()"
   | "flatMapStage()"
-  | "new StatusTracker()";
+  | "new StatusTracker()"
+  // Observability export (issue 16).
+  | "pipeline.subscribe()"
+  | "toPrometheus()"
+  | "metricsHandler()"
+  | "progress()"
+  | "instrument()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -965,7 +981,199 @@ export const MISTAKES: readonly Mistake[] = [
       allowed: /one run|at a time|true|new/,
     },
   },
+  // Observability export (issue 16).
+  pipelineOption("recentErrors is negative", { recentErrors: -1 }, "recentErrors", wholeNumber),
+  pipelineOption("recentErrors is a fraction", { recentErrors: 2.5 }, "recentErrors", wholeNumber),
+  {
+    place: "pipeline.subscribe()",
+    mistake: "a listener that is not a function",
+    code: `pipeline.subscribe("log")`,
+    attempt: () => new Pipeline({ name: "orders", stages: [parse()] }).subscribe("log" as never),
+    expect: { classes: EITHER, field: "subscribe()", value: `got "log"`, allowed: /a function/ },
+  },
+  ...observabilityRows(),
 ];
+
+/** The places of the observability export's mistakes, in the order docs/errors.md lists them. */
+const OBSERVABILITY_PLACES: readonly Place[] = [
+  "pipeline.subscribe()",
+  "toPrometheus()",
+  "metricsHandler()",
+  "progress()",
+  "instrument()",
+];
+
+function observabilityRows(): Mistake[] {
+  const orders = () => new Pipeline({ name: "orders", stages: [parse()] });
+  const prometheus = (
+    mistake: string,
+    options: Record<string, unknown>,
+    field: string,
+    value: string,
+    allowed: RegExp,
+  ) =>
+    ({
+      place: "toPrometheus()",
+      mistake,
+      code: `toPrometheus(pipeline, ${lit(options)})`,
+      attempt: () => toPrometheus(orders(), options as never),
+      expect: { classes: CONFIG, field, value, allowed },
+    }) satisfies Mistake;
+  const view = (mistake: string, options: Record<string, unknown>, field: string, allowed: RegExp) =>
+    ({
+      place: "progress()",
+      mistake,
+      code: `progress(pipeline, ${lit(options)})`,
+      attempt: () => progress(orders(), options as never),
+      expect: { classes: CONFIG, field, value: `got ${shown(options[field])}`, allowed },
+    }) satisfies Mistake;
+  const tracer = { startSpan() {} };
+  const otel = (
+    mistake: string,
+    code: string,
+    options: Record<string, unknown>,
+    field: string,
+    value: string | RegExp,
+    allowed: RegExp,
+  ) =>
+    ({
+      place: "instrument()",
+      mistake,
+      code,
+      attempt: () => instrument(orders(), options as never),
+      expect: { classes: CONFIG, field, value, allowed },
+    }) satisfies Mistake;
+  const letters = /letters, digits, _ and :/;
+  return [
+    prometheus("a prefix starting with a digit", { prefix: "1app_" }, "prefix", `got "1app_"`, letters),
+    prometheus("a prefix with a dash", { prefix: "my-app_" }, "prefix", `got "my-app_"`, letters),
+    prometheus(
+      "a label name with a dash",
+      { labels: { "my-label": "x" } },
+      "labels",
+      `"my-label"`,
+      /letters, digits and _/,
+    ),
+    prometheus("a label sluice sets itself", { labels: { stage: "x" } }, "labels", `"stage"`, /which sluice sets/),
+    prometheus(
+      "a label value that is not a string",
+      { labels: { instance: 3 } },
+      "labels.instance",
+      "got 3",
+      /a string/,
+    ),
+    prometheus("labels as an array", { labels: ["a"] }, "labels", "got an array of 1", /an object of label names/),
+    prometheus("a misspelt option", { prefx: "app_" }, "prefx", `"prefx"`, /the options are prefix, labels/),
+    {
+      place: "toPrometheus()",
+      mistake: "options are null",
+      code: "toPrometheus(pipeline, null)",
+      attempt: () => toPrometheus(orders(), null as never),
+      expect: { classes: CONFIG, field: "options", value: "got null", allowed: /must be an object/ },
+    },
+    {
+      place: "toPrometheus()",
+      mistake: "two pipelines with one name",
+      code: 'toPrometheus([orders, orders2]) // both named "orders"',
+      attempt: () => toPrometheus([orders(), orders()]),
+      expect: { classes: CONFIG, field: "pipelines", value: `"orders"`, allowed: /its own name|set labels/ },
+    },
+    {
+      place: "toPrometheus()",
+      mistake: "something that is not a pipeline or its metrics",
+      code: "toPrometheus(42)",
+      attempt: () => toPrometheus(42 as never),
+      expect: { classes: EITHER, field: "toPrometheus()", value: "got 42", allowed: /a Pipeline, its metrics/ },
+    },
+    {
+      place: "metricsHandler()",
+      mistake: "a null among the pipelines",
+      code: "metricsHandler([null])",
+      attempt: () => metricsHandler([null as never]),
+      expect: { classes: CONFIG, field: "pipelines[0]", value: /got/, allowed: /must be a Pipeline/ },
+    },
+    {
+      place: "metricsHandler()",
+      mistake: "an invalid prefix",
+      code: `metricsHandler([pipeline], { prefix: "a b" })`,
+      attempt: () => metricsHandler([orders()], { prefix: "a b" }),
+      expect: { classes: CONFIG, field: "prefix", value: `got "a b"`, allowed: letters },
+    },
+    {
+      place: "progress()",
+      mistake: "not a pipeline",
+      code: "progress({})",
+      attempt: () => progress({} as never),
+      expect: { classes: CONFIG, field: "pipeline", value: "got an object", allowed: /must be a Pipeline/ },
+    },
+    view("intervalMs is 0", { intervalMs: 0 }, "intervalMs", msAbove0),
+    view("total is negative", { total: -1 }, "total", wholeNumber),
+    view("an unknown mode", { mode: "fancy" }, "mode", /"auto", "live" or "plain"/),
+    view("output without write()", { output: {} }, "output", /a write\(text\) method/),
+    {
+      place: "progress()",
+      mistake: "interval instead of intervalMs",
+      code: "progress(pipeline, { interval: 500 })",
+      attempt: () => progress(orders(), { interval: 500 } as never),
+      expect: { classes: CONFIG, field: "interval", value: "got 500", allowed: /did you mean "intervalMs"/ },
+    },
+    otel(
+      "neither a meter nor a tracer",
+      "instrument(pipeline, {})",
+      {},
+      "meter",
+      /pipeline "orders"/,
+      /give a meter, a tracer or both/,
+    ),
+    otel(
+      "a meter that is not one",
+      "instrument(pipeline, { meter: {} })",
+      { meter: {} },
+      "meter",
+      "got an object",
+      /OpenTelemetry Meter/,
+    ),
+    otel(
+      "the tracer's name instead of a tracer",
+      `instrument(pipeline, { tracer: "sluice" })`,
+      { tracer: "sluice" },
+      "tracer",
+      `got "sluice"`,
+      /OpenTelemetry Tracer/,
+    ),
+    otel(
+      "spans is a string",
+      `instrument(pipeline, { tracer, spans: "yes" })`,
+      { tracer, spans: "yes" },
+      "spans",
+      `got "yes"`,
+      trueOrFalse,
+    ),
+    otel(
+      "latencyBuckets not increasing",
+      "instrument(pipeline, { tracer, latencyBuckets: [2, 1] })",
+      { tracer, latencyBuckets: [2, 1] },
+      "latencyBuckets",
+      "got [2,1]",
+      /increasing numbers of seconds/,
+    ),
+    otel(
+      "a misspelt option",
+      "instrument(pipeline, { metre: meter })",
+      { metre: {} },
+      "metre",
+      `"metre"`,
+      /the options are meter, tracer, spans, latencyBuckets/,
+    ),
+    {
+      place: "instrument()",
+      mistake: "not a pipeline",
+      code: "instrument(null, { meter })",
+      attempt: () => instrument(null as never, { tracer: tracer as never }),
+      expect: { classes: CONFIG, field: "pipeline", value: "got null", allowed: /must be a Pipeline/ },
+    },
+  ];
+}
 
 // ---------------------------------------------------------------------------
 // Running the catalogue.
@@ -1059,6 +1267,7 @@ export async function markdown(): Promise<string> {
     "pipeline.stream()",
     "flatMapStage()",
     "new StatusTracker()",
+    ...OBSERVABILITY_PLACES,
   ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);

@@ -97,6 +97,7 @@ export const pipelineOptionsSchema = z.strictObject({
       typeof value === "object" && value !== null && typeof (value as { record?: unknown }).record === "function",
     { error: "must be a StatusTracker (or an object with a record(change) method)" },
   ).optional(),
+  recentErrors: nonNegativeInteger.optional(),
 }, { error: "must be an object" });
 
 /** Options of `pipeline.run()`. @internal */

@@ -17,6 +17,10 @@ export interface LatencySummary {
   readonly p99: number;
   /** The slowest. */
   readonly max: number;
+  /** How many items were recorded (the stage's successful items). */
+  readonly count: number;
+  /** The sum of their latencies (for a mean, or a Prometheus summary's `_sum`). */
+  readonly sum: number;
 }
 
 /** One worker's counters, in `stageMetrics[stage].workers`: to see how evenly a stage's load is spread. */
@@ -110,11 +114,13 @@ export class LatencyHistogram {
   readonly #counts = new Uint32Array(LatencyHistogram.#buckets);
   #total = 0;
   #max = 0;
+  #sum = 0;
 
   record(ms: number): void {
     const value = ms > 0 ? ms : 0;
     this.#counts[LatencyHistogram.#bucketOf(value)]++;
     this.#total++;
+    this.#sum += value;
     if (value > this.#max) this.#max = value;
   }
 
@@ -124,7 +130,14 @@ export class LatencyHistogram {
   }
 
   summary(): LatencySummary {
-    return { p50: this.quantile(0.5), p95: this.quantile(0.95), p99: this.quantile(0.99), max: this.#max };
+    return {
+      p50: this.quantile(0.5),
+      p95: this.quantile(0.95),
+      p99: this.quantile(0.99),
+      max: this.#max,
+      count: this.#total,
+      sum: this.#sum,
+    };
   }
 
   /** The value below which a fraction `q` of recordings fall (0 when empty). */
@@ -179,6 +192,8 @@ export class StageCounters {
   workerBusyMs: number[] = [];
   /** Reads the stage's queue depth from its engine. */
   queueDepth: () => number = () => 0;
+  /** Reads which of the stage's workers are busy, from its engine (for `pipeline.snapshot()`). */
+  busyWorkers: () => readonly boolean[] = () => [];
 
   /** Makes the per-worker counters of a stage with `concurrency` workers. */
   useWorkers(stage: string, concurrency: number): void {
@@ -284,4 +299,11 @@ export function workerNamesOf(stage: string, concurrency: number): string[] {
 
 function rate(count: number, seconds: number): number {
   return seconds > 0 ? count / seconds : 0;
+}
+
+/** Per worker, whether it is busy: every worker not in the free list. @internal */
+export function busyOf(concurrency: number, free: readonly number[]): boolean[] {
+  const busy = new Array<boolean>(concurrency).fill(true);
+  for (const worker of free) busy[worker] = false;
+  return busy;
 }

@@ -12,6 +12,7 @@ import { type Chunk, Dropped, Failure } from "./envelope.ts";
 import { DeadLetterSinkError } from "./errors.ts";
 import type { RunContext } from "./run_context.ts";
 import type { SettledItem } from "./source.ts";
+import type { RecentErrors } from "./recent_errors.ts";
 
 /** Hears items whose fate became final (an acknowledging source's `settle`). @internal */
 export type SettleListener = (items: readonly SettledItem[]) => void;
@@ -38,6 +39,8 @@ export class Outlet {
   #sinkError: { error: unknown } | undefined;
   #blocked = false;
   readonly #settle: SettleListener | undefined;
+  /** The snapshot's ring of latest failures, when one is kept. */
+  readonly #recent: RecentErrors | undefined;
 
   constructor(
     run: RunContext,
@@ -45,10 +48,12 @@ export class Outlet {
     fallback: DeadLetter[],
     limit: number,
     settle?: SettleListener,
+    recent?: RecentErrors,
   ) {
     this.#settle = settle;
     this.capacity = new Capacity(limit);
     this.#run = run;
+    this.#recent = recent;
     this.#unwritten = fallback;
     if (Array.isArray(target)) this.#memory = target;
     else if (target) this.#writer = target.getWriter();
@@ -103,6 +108,14 @@ export class Outlet {
         timestamp: Date.now(),
       });
     }
+    this.#recent?.push({
+      itemId: failure.id,
+      stage: failure.stage,
+      reason,
+      error: failure.error,
+      attempts: failure.attempts,
+      failedAt: failure.failedAt,
+    });
     if (this.#memory) this.#memory.push(toDeadLetter(failure, reason));
     else if (this.#writer) this.#write(this.#writer, toDeadLetter(failure, reason));
   }

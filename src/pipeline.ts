@@ -12,6 +12,9 @@ import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./confi
 import type { DeadLetter } from "./dead_letter.ts";
 import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
 import type { EventListener, ItemId } from "./events.ts";
+import { fanOut } from "./listeners.ts";
+import { RecentErrors } from "./recent_errors.ts";
+import { type PipelineSnapshot, takeSnapshot } from "./snapshot.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { type PipelineMetrics, workerNamesOf } from "./metrics.ts";
 import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
@@ -94,6 +97,14 @@ export interface PipelineOptions<S extends readonly AnyStage[]> {
   readonly taskConcurrency?: Readonly<Record<string, number>>;
   /** Receives every item's status changes: a `StatusTracker`, or any object with its `record` method. */
   readonly statusTracker?: StatusRecorder;
+  /**
+   * How many of the latest failures {@linkcode Pipeline.prototype.snapshot}
+   * lists. With `deadLetterQueue: true` they are read from `deadLetters`, so
+   * nothing extra is kept; with a sink or `false`, a ring of this size is kept
+   * (written only when an item is dead-lettered) if you give a number here.
+   * @default {10 with deadLetterQueue: true, else 0}
+   */
+  readonly recentErrors?: number;
 }
 
 /** What {@linkcode Pipeline.prototype.collect} resolves with. */
@@ -185,6 +196,11 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   readonly #slotLimits: ReadonlyMap<string, number>;
   /** Runs in progress, for close(): how to stop each gracefully, and when it is over. */
   readonly #active = new Set<{ readonly stop: () => void; readonly done: Promise<unknown> }>();
+  /** Listeners added with `subscribe()`, beside `onEvent`. */
+  readonly #subscribers = new Set<EventListener>();
+  readonly #recentErrors: number | undefined;
+  /** The latest run's ring of failures, when one is kept (see `recentErrors`). */
+  #recent: RecentErrors | undefined;
 
   /**
    * Builds a pipeline, checking every option once.
@@ -220,6 +236,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       this.name,
     );
     this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
+    this.#recentErrors = resolved.recentErrors;
   }
 
   /** Dead letters of the latest run, when `deadLetterQueue` is `true` (or when a sink failed). */
@@ -240,6 +257,80 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    */
   getMetrics(): PipelineMetrics {
     return (this.#current ?? this.#newRun()).metrics.snapshot();
+  }
+
+  /**
+   * One JSON-serialisable object for dashboards: the latest run's metrics,
+   * each stage's workers (busy or idle), circuit states where a stage has a
+   * circuit, and the latest failures (see the `recentErrors` option). Its
+   * schema is {@linkcode PipelineSnapshotSchema}.
+   *
+   * @example
+   * ```ts
+   * import { PermanentError, Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({
+   *   name: "p",
+   *   stages: [stage("check", (n: number) => {
+   *     if (n < 0) throw new PermanentError(`negative: ${n}`);
+   *     return n;
+   *   })],
+   * });
+   * await pipeline.run([1, -2]);
+   * const snapshot = pipeline.snapshot();
+   * console.assert(snapshot.recentErrors[0].reason === "negative: -2");
+   * console.assert(JSON.parse(JSON.stringify(snapshot)).metrics.totalFailed === 1);
+   * ```
+   */
+  snapshot(): PipelineSnapshot {
+    const run = this.#current ?? this.#newRun();
+    const memory = this.#target === true;
+    return takeSnapshot({
+      pipeline: this.name,
+      metrics: run.metrics.snapshot(),
+      stages: this.#specs.map((spec) => ({
+        name: spec.name,
+        concurrency: spec.concurrency,
+        queueSize: spec.queueSize ?? this.#queueSize,
+        busy: run.metrics.stage(spec.name).busyWorkers(),
+      })),
+      failures: this.#recent?.list() ?? (memory ? this.#deadLetters : []),
+      limit: this.#recent?.size ?? (memory ? this.#recentErrors ?? 10 : 0),
+    });
+  }
+
+  /**
+   * Adds an event listener beside the `onEvent` option (integrations such as
+   * `sluice/otel` use it, so yours stays yours). It hears every run or
+   * stream started after this call; the returned function removes it, at
+   * once. A pipeline with no listener builds no events at all.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, type PipelineEvent, stage } from "../mod.ts";
+   *
+   * const mine: string[] = [];
+   * const theirs: string[] = [];
+   * const pipeline = new Pipeline({
+   *   name: "p",
+   *   stages: [stage("s", (n: number) => n)],
+   *   onEvent: (event: PipelineEvent) => void mine.push(event.type),
+   * });
+   * const unsubscribe = pipeline.subscribe((event) => void theirs.push(event.type));
+   * await pipeline.run([1]);
+   * unsubscribe();
+   * console.assert(mine.join() === theirs.join() && theirs.includes("completed"));
+   * ```
+   */
+  subscribe(listener: EventListener): () => void {
+    if (typeof listener !== "function") {
+      throw new TypeError(
+        `Pipeline "${this.name}": subscribe() takes a function (event) => void; got ${show(listener)}`,
+      );
+    }
+    const own = (event: Parameters<EventListener>[0]) => listener(event); // one entry per call, even for one function
+    this.#subscribers.add(own);
+    return () => void this.#subscribers.delete(own);
   }
 
   /**
@@ -574,7 +665,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   }
 
   #newRun(): RunContext {
-    const run = new RunContext(this.name, this.#specs.map((spec) => spec.name), this.#logger, this.#onEvent);
+    const listener = this.#subscribers.size > 0 ? fanOut(this.#onEvent, this.#subscribers) : this.#onEvent;
+    const run = new RunContext(this.name, this.#specs.map((spec) => spec.name), this.#logger, listener);
     if (this.#slotLimits.size > 0) {
       run.taskSlots = new Map([...this.#slotLimits].map(([key, limit]) => [key, new TaskSlots(limit)]));
     }
@@ -607,7 +699,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     settle?: SettleListener,
   ): PipelineNode[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
-    const outlet = new Outlet(run, target, this.#deadLetters, limit, settle);
+    this.#recent = !Array.isArray(target) && this.#recentErrors ? new RecentErrors(this.#recentErrors) : undefined;
+    const outlet = new Outlet(run, target, this.#deadLetters, limit, settle, this.#recent);
     const engines: PipelineNode[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {

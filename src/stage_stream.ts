@@ -24,7 +24,7 @@ import { serializeError } from "./dead_letter.ts";
 import { type Chunk, chunkSize, Dropped, type Envelope, Failure, Item } from "./envelope.ts";
 import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
-import type { StageCounters } from "./metrics.ts";
+import { busyOf, type StageCounters } from "./metrics.ts";
 import { type Outcome, type Unit, withRetries } from "./retry.ts";
 import { idFields } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
@@ -165,6 +165,7 @@ export class StageEngine {
     this.#reorder = new Array(spec.concurrency).fill(undefined);
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
+    this.#counters.busyWorkers = () => busyOf(spec.concurrency, this.#freeWorkers);
     this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
     this.stream = new TransformStream<Chunk, Chunk>(
       {

@@ -58,7 +58,13 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       "pipeline.run()",
       "pipeline.stream()",
       "stage()",
-    ],
+      // Observability export (issue 16).
+      "instrument()",
+      "metricsHandler()",
+      "pipeline.subscribe()",
+      "progress()",
+      "toPrometheus()",
+    ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);
   assert.equal(new Set(keys).size, keys.length, "no mistake is listed twice");

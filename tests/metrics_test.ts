@@ -260,7 +260,7 @@ test("latency quantiles are ordered p50 <= p95 <= p99 <= max and above 0 for a s
   assert.ok(Number.isFinite(max));
   assert.deepEqual(
     metrics.stageMetrics.fail.latency,
-    { p50: 0, p95: 0, p99: 0, max: 0 },
+    { p50: 0, p95: 0, p99: 0, max: 0, count: 0, sum: 0 },
     "latency covers successful items only",
   );
 });

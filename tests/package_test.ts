@@ -93,6 +93,8 @@ console.log(JSON.stringify({
 interface Installed {
   /** The consumer project, with the tarball installed in its node_modules. */
   readonly app: string;
+  /** The packed tarball. */
+  readonly tarball: string;
   /** The paths in the tarball, without the leading `package/`. */
   readonly files: readonly string[];
   /** The tarball's package.json. */
@@ -150,7 +152,7 @@ async function packAndInstall(): Promise<Installed> {
     writeFileSync(join(app, file), JSON.stringify(config, null, 2));
   }
   const manifest = JSON.parse(readFileSync(join(app, "node_modules", "sluice", "package.json"), "utf8"));
-  return { app, files, manifest };
+  return { app, tarball, files, manifest };
 }
 
 /** A strict consumer configuration that checks the package's declarations too (`skipLibCheck: false`). */
@@ -261,4 +263,77 @@ test("Deno imports the installed package from node_modules and runs the TypeScri
     env: { DENO_NO_UPDATE_CHECK: "1" },
   });
   assert.deepEqual(resultOf("deno run consumer.ts", finished), expected);
+});
+
+/** The OpenTelemetry packages the `sluice/otel` consumer installs, at the versions this repository tests with. */
+function otelPackages(): string[] {
+  const devDependencies = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies;
+  return ["@opentelemetry/api", "@opentelemetry/sdk-metrics", "@opentelemetry/sdk-trace-base"].map((name) =>
+    `${name}@${String(devDependencies[name]).replace(/^[~^]/, "")}`
+  );
+}
+
+let installingOtel: Promise<string> | undefined;
+
+/** A second consumer project: the tarball and the OpenTelemetry API and SDK, for `sluice/otel`. */
+function installedWithOtel(): Promise<string> {
+  return installingOtel ??= (async () => {
+    const { tarball } = await installed();
+    const app = mkdtempSync(join(tmpdir(), "sluice-otel-"));
+    process.once("exit", () => rmSync(app, { recursive: true, force: true }));
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "otel-consumer", private: true, type: "module" }));
+    const install = await run(
+      "npm",
+      [
+        "install",
+        "--prefer-offline",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--no-package-lock",
+        tarball,
+        ...otelPackages(),
+      ],
+      { cwd: app, env: cleanNpmEnv() },
+    );
+    assertSucceeded("npm install <tarball> @opentelemetry/*", install);
+    copyFileSync(join(fixtures, "otel_consumer.mjs"), join(app, "otel_consumer.mjs"));
+    return app;
+  })();
+}
+
+/** What the `sluice/otel` consumer prints. */
+const otelExpected = { completed: 3, instruments: 10, itemSpans: 3, oneConfigError: true };
+
+test(
+  "sluice/otel ships as its own entry point, and @opentelemetry/api is an optional peer that is not installed",
+  { skip },
+  async () => {
+    const { app, files, manifest } = await installed();
+    const otel = manifest.exports["./otel"] as Record<string, string>;
+    assert.deepEqual(otel, { types: "./dist/otel.d.ts", import: "./dist/otel.js" });
+    for (const target of Object.values(otel)) assert.ok(files.includes(target.slice(2)), `${target} is in the tarball`);
+    const installedManifest = JSON.parse(readFileSync(join(app, "node_modules", "sluice", "package.json"), "utf8"));
+    assert.ok(installedManifest.peerDependencies["@opentelemetry/api"]);
+    assert.deepEqual(installedManifest.peerDependenciesMeta["@opentelemetry/api"], { optional: true });
+    const present = readdirSync(join(app, "node_modules")).filter((name) => name.startsWith("@opentelemetry"));
+    assert.deepEqual(present, [], "the core consumer runs (other tests) without any OpenTelemetry package");
+  },
+);
+
+test("Node, Bun and Deno run the sluice/otel consumer from the installed package", { skip }, async () => {
+  const app = await installedWithOtel();
+  assert.deepEqual(
+    resultOf("node otel_consumer.mjs", await run(process.execPath, ["otel_consumer.mjs"], { cwd: app })),
+    otelExpected,
+  );
+  assert.deepEqual(
+    resultOf("bun otel_consumer.mjs", await run(bin("bun"), ["otel_consumer.mjs"], { cwd: app })),
+    otelExpected,
+  );
+  const deno = await run(bin("deno"), ["run", "-A", "otel_consumer.mjs"], {
+    cwd: app,
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  });
+  assert.deepEqual(resultOf("deno run otel_consumer.mjs", deno), otelExpected);
 });

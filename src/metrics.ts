@@ -39,6 +39,8 @@ export interface StageMetrics {
   readonly latency: LatencySummary;
   /** Successful items per second since the run started. */
   readonly throughputPerSecond: number;
+  /** The stage's circuit breaker state; only on stages with a `circuitBreaker`. */
+  readonly circuit?: "closed" | "open" | "halfOpen";
 }
 
 /**
@@ -137,11 +139,13 @@ export class StageCounters {
   retries = 0;
   inFlight = 0;
   readonly latency = new LatencyHistogram();
+  /** The circuit breaker's state, on stages with one. */
+  circuit: "closed" | "open" | "halfOpen" | undefined = undefined;
   /** Reads the stage's queue depth from its engine. */
   queueDepth: () => number = () => 0;
 
   snapshot(seconds: number): StageMetrics {
-    return {
+    const metrics: StageMetrics = {
       processed: this.succeeded + this.failed + this.filtered + this.skipped,
       succeeded: this.succeeded,
       failed: this.failed,
@@ -153,6 +157,7 @@ export class StageCounters {
       latency: this.latency.summary(),
       throughputPerSecond: rate(this.succeeded, seconds),
     };
+    return this.circuit === undefined ? metrics : { ...metrics, circuit: this.circuit };
   }
 }
 

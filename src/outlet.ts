@@ -11,6 +11,7 @@ import { type DeadLetter, describeThrown, serializeError } from "./dead_letter.t
 import { type Chunk, Dropped, Failure } from "./envelope.ts";
 import { DeadLetterSinkError } from "./errors.ts";
 import type { RunContext } from "./run_context.ts";
+import { callHook, type ItemEndInfo } from "./hooks.ts";
 
 /** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
 export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
@@ -33,6 +34,8 @@ export class Outlet {
   readonly #unwritten: DeadLetter[];
   #sinkError: { error: unknown } | undefined;
   #blocked = false;
+  #onItemEnd: ((info: ItemEndInfo) => void | Promise<void>) | undefined;
+  #lastStage = "";
 
   constructor(run: RunContext, target: DeadLetterTarget, fallback: DeadLetter[], limit: number) {
     this.capacity = new Capacity(limit);
@@ -42,8 +45,15 @@ export class Outlet {
     else if (target) this.#writer = target.getWriter();
   }
 
+  /** Calls the `onItemEnd` hook for every item that leaves. */
+  traceEnds(onItemEnd: (info: ItemEndInfo) => void | Promise<void>, lastStage: string): void {
+    this.#onItemEnd = onItemEnd;
+    this.#lastStage = lastStage;
+  }
+
   /** Takes a chunk from the last stage. Completed values go to `emit`. */
   accept(chunk: Chunk, emit?: (value: unknown) => void): void {
+    if (this.#onItemEnd) this.#traceEnds(chunk, this.#onItemEnd);
     const metrics = this.#run.metrics;
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
@@ -56,6 +66,19 @@ export class Outlet {
       }
     }
     this.capacity.release(chunk.length);
+  }
+
+  #traceEnds(chunk: Chunk, onItemEnd: (info: ItemEndInfo) => void | Promise<void>): void {
+    for (const envelope of chunk) {
+      const info: ItemEndInfo = envelope instanceof Failure
+        ? { itemId: envelope.id, fate: "deadLettered", stage: envelope.stage, error: envelope.error }
+        : envelope instanceof Dropped
+        ? envelope.fate === "skipped"
+          ? { itemId: envelope.id, fate: "skipped", stage: envelope.stage, error: envelope.error }
+          : { itemId: envelope.id, fate: "filtered", stage: envelope.stage }
+        : { itemId: envelope.id, fate: "completed", stage: this.#lastStage };
+      callHook(this.#run, "onItemEnd", onItemEnd, info);
+    }
   }
 
   #deadLetter(failure: Failure): void {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ConfigError } from "./errors.ts";
+import { ConfigError, HaltError } from "./errors.ts";
 import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
@@ -19,6 +19,9 @@ import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
 import { pipeThroughEngines, StageEngine } from "./stage_stream.ts";
+import { FlowControl, type PipelineStrategies, type PipelineStrategyOptions } from "./flow_control.ts";
+import { callHook, type PipelineHooks } from "./hooks.ts";
+import { checkReplay, type ReplayEntry, replayEnvelope, unpend } from "./replay.ts";
 
 /** Any stage, whatever it takes and gives. */
 export type AnyStage = Stage<never, unknown>;
@@ -45,7 +48,7 @@ export type ChainedStages<S extends readonly AnyStage[], In> = S extends
   : S;
 
 /** Options of {@linkcode Pipeline}. */
-export interface PipelineOptions<S extends readonly AnyStage[]> {
+export interface PipelineOptions<S extends readonly AnyStage[]> extends PipelineStrategyOptions {
   /** The pipeline's name, in log records and error messages. */
   readonly name: string;
   /** The stages, in order; each one's input type must match the previous one's output. */
@@ -151,6 +154,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   readonly #id: ((input: unknown) => ItemId) | undefined;
   #deadLetters: DeadLetter[] = [];
   #current: RunContext | undefined;
+  /** Error strategies and flow control, when any option asks for them. */
+  readonly #strategies: PipelineStrategies | undefined;
+  readonly #hooks: PipelineHooks;
 
   /**
    * Builds a pipeline, checking every option once.
@@ -169,6 +175,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     this.#logger = (resolved.logger as Logger | undefined) ?? silentLogger;
     this.#onEvent = resolved.onEvent as EventListener | undefined;
     this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
+    this.#strategies = strategiesIn(resolved as PipelineStrategies, this.#specs);
+    this.#hooks = (resolved.hooks as PipelineHooks | undefined) ?? {};
   }
 
   /** Dead letters of the latest run, when `deadLetterQueue` is `true` (or when a sink failed). */
@@ -211,30 +219,173 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   async run(source: Source<PipelineInput<S>>, options: RunOptions = {}): Promise<PipelineMetrics> {
     checkSource(source);
     validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" run`, root: "options" });
+    return await this.#execute(source, options, (run) => this.#ingester(run), undefined);
+  }
+
+  /**
+   * Runs dead letters again, each from the stage it failed in (not from the
+   * start), keeping its id. Entries may come from `pipeline.deadLetters` or
+   * be read back with `DeadLetterSchema.parse`. Attempts restart: the stage's
+   * `maxRetries` applies afresh, and an entry that fails again is
+   * dead-lettered again, once, with the replay's attempt count. Resolves (or
+   * rejects) like {@linkcode Pipeline.prototype.run}; the run's metrics count
+   * the entries as ingested.
+   *
+   * @example Replay what failed once the cause is fixed
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * let down = true;
+   * const pipeline = new Pipeline({
+   *   name: "sync",
+   *   stages: [
+   *     stage("parse", (text: string) => Number(text)),
+   *     stage("send", (n: number) => {
+   *       if (down) throw new Error("service unavailable");
+   *       return n;
+   *     }),
+   *   ],
+   * });
+   * await pipeline.run(["1", "2"]);
+   * const failed = [...pipeline.deadLetters];
+   * console.assert(failed.length === 2 && failed[0].stage === "send");
+   * down = false;
+   * const metrics = await pipeline.replay(failed);
+   * console.assert(metrics.totalCompleted === 2 && metrics.stageMetrics.parse.processed === 0);
+   * ```
+   *
+   * @throws {TypeError} when an entry has no id or names a stage the pipeline does not have (before anything runs).
+   */
+  async replay(deadLetters: Iterable<ReplayEntry>, options: RunOptions = {}): Promise<PipelineMetrics> {
+    const names = this.#specs.map((spec) => spec.name);
+    const checked = checkReplay(this.name, names, deadLetters);
+    validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" replay`, root: "options" });
+    const firstStage = names[0];
+    const onItemStart = this.#hooks.onItemStart;
+    const ingester = (run: RunContext) => (value: unknown): Envelope => {
+      const entry = value as ReplayEntry;
+      run.metrics.ingested++;
+      if (onItemStart) callHook(run, "onItemStart", onItemStart, { itemId: entry.itemId, item: entry.item });
+      return replayEnvelope(entry, firstStage);
+    };
+    return await this.#execute(checked.entries, options, ingester, checked.startStages);
+  }
+
+  /**
+   * Pauses the current run: no new attempt starts (attempts in flight
+   * finish), queues fill and backpressure holds the source. A stop, a halt or
+   * a forced shutdown resumes it, so that it can drain.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("s", (n: number) => n)] });
+   * const running = pipeline.run([1, 2, 3]);
+   * pipeline.pause();
+   * console.assert(pipeline.paused && pipeline.getMetrics().totalCompleted === 0);
+   * pipeline.resume();
+   * console.assert((await running).totalCompleted === 3);
+   * ```
+   */
+  pause(): void {
+    this.#current?.pause();
+  }
+
+  /** Lets the current run start attempts again after {@linkcode Pipeline.prototype.pause} or a breakpoint. */
+  resume(): void {
+    this.#current?.resume();
+  }
+
+  /** True while the current run is paused. */
+  get paused(): boolean {
+    return this.#current?.paused ?? false;
+  }
+
+  /** One run over `source`: shutdown, hooks, error strategies, and how it settles. */
+  async #execute(
+    source: Source<unknown>,
+    options: RunOptions,
+    ingester: (run: RunContext) => (value: unknown) => Envelope,
+    replayStages: ReadonlySet<number> | undefined,
+  ): Promise<PipelineMetrics> {
     const target = this.#deadLetterTarget();
     const run = this.#begin();
     const stop = new AbortController();
-    const detach = this.#attachShutdown(run, stop, options);
+    const hooks = this.#hooks;
+    let flow: FlowControl | undefined;
+    const graceful = () => {
+      flow?.stop();
+      run.resume();
+      if (stop.signal.aborted) return;
+      run.log("info", "stopping: no more items are read; draining", {});
+      stop.abort();
+    };
+    if (this.#strategies) {
+      flow = new FlowControl(run, this.#strategies, (halt) => {
+        graceful();
+        if (halt.force) run.force(halt.error);
+      });
+    }
+    const detach = this.#attachShutdown(run, graceful, options);
     let sourceError: { error: unknown } | undefined;
+    let thrown: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run, "run", target);
-      const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
+      await callHook(run, "onStart", hooks.onStart, { pipeline: this.name });
+      const engines = this.#engines(run, "run", target, flow);
+      const onDrain = hooks.onDrain
+        ? () => callHook(run, "onDrain", hooks.onDrain, { pipeline: this.name })
+        : undefined;
+      const input = sourceStream(source, engines[0].capacity, ingester(run), stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
-      });
-      await pipeThroughEngines(input, engines).pipeTo(new WritableStream<Chunk>());
+      }, onDrain);
+      const output = replayStages ? this.#pipeReplay(input, engines, replayStages) : pipeThroughEngines(input, engines);
+      await output.pipeTo(new WritableStream<Chunk>());
       await engines.outlet.close().catch((error) => {
         if (!sourceError) throw error;
         throw new AggregateError([sourceError.error, error], "The source failed and so did the dead letter sink", {
           cause: sourceError.error,
         });
       });
+    } catch (error) {
+      thrown = { error };
     } finally {
       detach();
       this.#end(run);
+      flow?.dispose();
     }
-    if (sourceError) throw sourceError.error;
-    return run.metrics.snapshot();
+    const metrics = run.metrics.snapshot();
+    const halt = flow?.halted;
+    const failure = thrown ??
+      (halt ? { error: finalHaltError(halt.error, halt.force, metrics, this.#deadLetters) } : sourceError);
+    if (hooks.onEnd) {
+      await callHook(
+        run,
+        "onEnd",
+        hooks.onEnd,
+        failure ? { pipeline: this.name, metrics, error: failure.error } : {
+          pipeline: this.name,
+          metrics,
+        },
+      );
+    }
+    if (failure) throw failure.error;
+    return metrics;
+  }
+
+  /** The chain for a replay: before each stage some entries start at, a step that makes them items. */
+  #pipeReplay(
+    input: ReadableStream<Chunk>,
+    engines: readonly StageEngine[],
+    startStages: ReadonlySet<number>,
+  ): ReadableStream<Chunk> {
+    let stream = input;
+    engines.forEach((engine, index) => {
+      if (startStages.has(index)) stream = stream.pipeThrough(unpend(this.#specs[index].name));
+      stream = stream.pipeThrough(engine.stream);
+    });
+    return stream;
   }
 
   /**
@@ -279,8 +430,12 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   stream(): PipelineStream<PipelineInput<S>, PipelineOutput<S>> {
     const target = this.#deadLetterTarget();
     const run = this.#begin();
-    const engines = this.#engines(run, "stream", target);
-    return openPipelineStream(run, engines, engines.outlet, this.#ingester(run), () => this.#end(run));
+    const flow = this.#strategies ? new FlowControl(run, this.#strategies, (halt) => run.force(halt.error)) : undefined;
+    const engines = this.#engines(run, "stream", target, flow);
+    return openPipelineStream(run, engines, engines.outlet, this.#ingester(run), () => {
+      this.#end(run);
+      flow?.dispose();
+    });
   }
 
   /** Where this run's dead letters go; a stream is checked before the run starts. */
@@ -330,13 +485,19 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * hands its chunks straight to the outlet (nothing reads its readable
    * side); for `stream` they go through the readable to the consumer.
    */
-  #engines(run: RunContext, mode: "run" | "stream", target: DeadLetterTarget): StageEngine[] & { outlet: Outlet } {
+  #engines(
+    run: RunContext,
+    mode: "run" | "stream",
+    target: DeadLetterTarget,
+    flow?: FlowControl,
+  ): StageEngine[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
     const outlet = new Outlet(run, target, this.#deadLetters, limit);
+    if (this.#hooks.onItemEnd) outlet.traceEnds(this.#hooks.onItemEnd, this.#specs[this.#specs.length - 1].name);
     const engines: StageEngine[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
-      const spec = this.#specs[i];
+      const spec = flow ? flow.derive(this.#specs[i]) : this.#specs[i];
       const deliver = mode === "run" && i === this.#specs.length - 1
         ? (chunk: Chunk) => outlet.accept(chunk)
         : undefined;
@@ -352,9 +513,27 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     let sequence = 0;
     const id = this.#id;
     const firstStage = this.#specs[0].name;
+    const onItemStart = this.#hooks.onItemStart;
+    if (onItemStart) {
+      const ingest = this.#ingesterOf(run, id, firstStage, () => sequence++);
+      return (value) => {
+        const envelope = ingest(value);
+        callHook(run, "onItemStart", onItemStart, { itemId: envelope.id, item: value });
+        return envelope;
+      };
+    }
+    return this.#ingesterOf(run, id, firstStage, () => sequence++);
+  }
+
+  #ingesterOf(
+    run: RunContext,
+    id: ((input: unknown) => ItemId) | undefined,
+    firstStage: string,
+    next: () => number,
+  ): (value: unknown) => Envelope {
     return (value) => {
       run.metrics.ingested++;
-      const seq = sequence++;
+      const seq = next();
       if (!id) return new Item(seq, value);
       try {
         const itemId = id(value);
@@ -372,13 +551,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     };
   }
 
-  #attachShutdown(run: RunContext, stop: AbortController, options: RunOptions): () => void {
+  #attachShutdown(run: RunContext, graceful: () => void, options: RunOptions): () => void {
     const cleanups: (() => void)[] = [];
-    const graceful = () => {
-      if (stop.signal.aborted) return;
-      run.log("info", "stopping: no more items are read; draining", {});
-      stop.abort();
-    };
     const force = () => {
       graceful();
       run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
@@ -427,4 +601,27 @@ function checkUniqueNames(pipeline: string, specs: readonly StageSpec[]): void {
     }
     seen.add(spec.name);
   }
+}
+
+/** The pipeline's strategy options, or undefined when neither it nor any stage uses one. */
+function strategiesIn(options: PipelineStrategies, specs: readonly StageSpec[]): PipelineStrategies | undefined {
+  const { onError, maxSkips, maxDeadLetters, hooks, breakpoint } = options;
+  const any = onError !== undefined || maxSkips !== undefined || maxDeadLetters !== undefined ||
+    hooks?.onStageError !== undefined || breakpoint !== undefined || specs.some((spec) => spec.strategies);
+  return any ? { onError, maxSkips, maxDeadLetters, hooks, breakpoint } : undefined;
+}
+
+/** The HaltError `run` rejects with: the halt as asked for, with the run's final account. */
+function finalHaltError(
+  asked: HaltError,
+  force: boolean,
+  metrics: PipelineMetrics,
+  deadLetters: readonly DeadLetter[],
+): HaltError {
+  return new HaltError(asked.stage, asked.itemId, force ? "force" : asked.mode, {
+    cause: asked.cause,
+    reason: asked.reason,
+    metrics,
+    deadLetters: [...deadLetters],
+  });
 }

@@ -9,13 +9,14 @@ import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 import type { StageContext } from "./attempt.ts";
 import { show, stageOptionsSchema, validate } from "./config.ts";
 import { ConfigError } from "./errors.ts";
+import { type StageStrategies, type StageStrategyOptions, strategiesOf } from "./strategies.ts";
 import { isRetryable, type Outcome, type RetryPolicy, type RetryPredicate, type Unit, withRetries } from "./retry.ts";
 
 /** A stage function: takes an item, returns (or resolves to) the output. */
 export type StageFn<I, O> = (input: I, ctx: StageContext) => O | Promise<O>;
 
 /** Options shared by {@linkcode stage} and `batchStage`. */
-export interface CommonStageOptions {
+export interface CommonStageOptions extends StageStrategyOptions {
   /**
    * How many items (for a batch stage: batches) the stage works on at once.
    * @default {1}
@@ -99,8 +100,18 @@ export interface StageSpec {
    * stage). Returns the output (item) or the outputs (batch), or a promise.
    */
   readonly attempt: (input: unknown, ctx: StageContext) => unknown;
-  /** For task sequences retried task by task: the whole unit, retries included. */
-  readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<Outcome<unknown>>;
+  /**
+   * For task sequences retried task by task: the whole unit, retries
+   * included (`policy`: the stage's, unless a run replaces it).
+   */
+  readonly runTaskByTask?: (input: unknown, unit: Unit, policy?: RetryPolicy) => Promise<Outcome<unknown>>;
+  /** The stage's error strategies (`onError`, `circuitBreaker`, `rateLimit`), as given. */
+  readonly strategies?: StageStrategies;
+  /**
+   * Set by a run that routes errors: what becomes of a unit that failed for
+   * good, `skip` or `deadLetter` (a halt is started from here too).
+   */
+  readonly settleFailure?: (unit: Unit, error: unknown, attempts: number) => "skip" | "deadLetter";
 }
 
 const specs = new WeakMap<object, StageSpec>();
@@ -189,7 +200,8 @@ export function stage<I, O>(
     flushIntervalMs: undefined,
     policy,
     attempt: tasks.length === 1 ? tasks[0] : (input, ctx) => runTasks(tasks, input, ctx),
-    runTaskByTask: byTask ? (input, unit) => runTasksRetryingEach(tasks, input, unit, policy) : undefined,
+    runTaskByTask: byTask ? (input, unit, p = policy) => runTasksRetryingEach(tasks, input, unit, p) : undefined,
+    strategies: strategiesOf(resolved),
   });
 }
 

@@ -21,7 +21,7 @@ import { isPromiseLike, LazyContext } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
 import { Fifo } from "./fifo.ts";
 import { serializeError } from "./dead_letter.ts";
-import { type Chunk, chunkSize, type Envelope, Failure, Item } from "./envelope.ts";
+import { type Chunk, chunkSize, Dropped, type Envelope, Failure, Item } from "./envelope.ts";
 import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import type { StageCounters } from "./metrics.ts";
@@ -152,6 +152,7 @@ export class StageEngine {
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
     this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
+    run.onResume(() => this.#pump());
     this.stream = new TransformStream<Chunk, Chunk>(
       {
         start: (controller) => {
@@ -217,7 +218,7 @@ export class StageEngine {
     // recursing once per item (which overflows the stack on a long queue).
     if (this.#pumping) return;
     this.#pumping = true;
-    while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
+    while (this.#freeWorkers.length > 0 && this.#waiting.length > 0 && !this.#run.paused) {
       now ??= this.#run.clock.now();
       const next = this.#waiting.shift()!;
       this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);
@@ -379,6 +380,7 @@ export class StageEngine {
 
   /** The unit failed for good at `now`: its items become failures that travel on to the outlet. */
   #failed(group: Group, cause: unknown, attempts: number, now: number): void {
+    if (this.#spec.settleFailure?.(group, cause, attempts) === "skip") return this.#skipped(group, cause, now);
     const items = group.items;
     const run = this.#run;
     const { name } = this.#spec;
@@ -409,6 +411,17 @@ export class StageEngine {
         durationMs,
         timestamp: failedAt,
       });
+    }
+    this.#inLine(group, now);
+  }
+
+  /** Error routing skipped the unit: its items leave the pipeline as `skipped`, not as dead letters. */
+  #skipped(group: Group, cause: unknown, now: number): void {
+    const items = group.items;
+    this.#counters.inFlight -= items.length;
+    this.#counters.skipped += items.length;
+    for (let i = 0; i < items.length; i++) {
+      (items as Envelope[])[i] = new Dropped(items[i].id, this.#spec.name, "skipped", cause);
     }
     this.#inLine(group, now);
   }

@@ -111,7 +111,7 @@ test("'retry' retries with the stage's backoff while maxRetries lasts, then the 
 
 test("an explicit 'retry' rule retries even an error retryIf refuses; without a rule the default refuses it", async () => {
   let calls = 0;
-  const failing = () => {
+  const failing = (_n: number) => {
     calls++;
     throw new PermanentError("refused by retryIf");
   };
@@ -138,7 +138,7 @@ test("an error no rule decides keeps today's behaviour: retried per retryIf, the
   let calls = 0;
   const pipeline = new Pipeline({
     name: "default",
-    stages: [stage("s", () => {
+    stages: [stage("s", (_n: number) => {
       calls++;
       throw new Error("transient");
     }, { maxRetries: 1, backoff: { initialDelayMs: 0 }, onError: [[Fatal, "skip"]] })],
@@ -153,7 +153,7 @@ test("a function action sees the attempt and retries left, and undefined passes 
   const seen: { attempt: number; retriesLeft: number }[] = [];
   const pipeline = new Pipeline({
     name: "fn",
-    stages: [stage("s", () => {
+    stages: [stage("s", (_n: number) => {
       throw new Transient("x");
     }, {
       maxRetries: 1,

@@ -87,7 +87,6 @@ const strategyPipelineOptions = {
 };
 
 const commonStageOptions = {
-  ...strategyStageOptions,
   concurrency: positiveInteger.optional(),
   maxRetries: nonNegativeInteger.optional(),
   backoff: backoff.optional(),
@@ -95,6 +94,7 @@ const commonStageOptions = {
   timeoutMs: positiveMs.optional(),
   ordered: z.boolean({ error: "must be true or false" }).optional(),
   queueSize: positiveInteger.optional(),
+  ...strategyStageOptions,
 };
 
 /** @internal */

@@ -216,9 +216,9 @@ export class StageEngine {
     // A synchronous stage finishes inside #start and frees its worker, which
     // calls #pump again: the loop below picks that worker up instead of
     // recursing once per item (which overflows the stack on a long queue).
-    if (this.#pumping) return;
+    if (this.#pumping || this.#run.paused) return; // paused: resume() pumps again
     this.#pumping = true;
-    while (this.#freeWorkers.length > 0 && this.#waiting.length > 0 && !this.#run.paused) {
+    while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
       const next = this.#waiting.shift()!;
       this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);

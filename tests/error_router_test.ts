@@ -432,3 +432,19 @@ test("bad onError, limits and breaker options are ConfigErrors naming the stage 
     });
   }
 });
+
+test("onError, circuitBreaker, rateLimit and hooks are typed: bad shapes are compile errors", () => {
+  const fn = (n: number) => n;
+  const typed = () => {
+    // @ts-expect-error: not an action
+    stage("s", fn, { onError: [[Error, "ignore"]] });
+    // @ts-expect-error: halt takes "graceful" or "force"
+    stage("s", fn, { onError: [[Error, { halt: "now" }]] });
+    // @ts-expect-error: cooldownMs is required
+    stage("s", fn, { circuitBreaker: { failureThreshold: 3 } });
+    // @ts-expect-error: a hook is a function
+    new Pipeline({ name: "p", stages: [stage("s", fn)], hooks: { onEnd: 1 } });
+    stage("s", fn, { onError: [[(e) => e instanceof RangeError, (_e, ctx) => (ctx.retriesLeft ? "retry" : "skip")]] });
+  };
+  assert.equal(typeof typed, "function");
+});

@@ -101,6 +101,32 @@ export type {
   StageSummaryPrometheusMetric,
 } from "./src/prometheus.ts";
 export { PipelineSnapshotSchema } from "./src/snapshot.ts";
-export type { CircuitState, PipelineSnapshot, RecentError, StageSnapshot, WorkerState } from "./src/snapshot.ts";
+export type { PipelineSnapshot, RecentError, StageSnapshot, WorkerState } from "./src/snapshot.ts";
 export { progress } from "./src/progress.ts";
 export type { ProgressOptions, ProgressOutput, ProgressView } from "./src/progress.ts";
+// Error strategies and flow control (issue 13).
+export { CircuitOpenError, HaltError } from "./src/errors.ts";
+export type {
+  ErrorAction,
+  ErrorActionFn,
+  ErrorClass,
+  ErrorMatcher,
+  ErrorRouteContext,
+  ErrorRule,
+  OnError,
+} from "./src/error_router.ts";
+export type { CircuitBreakerOptions, CircuitState } from "./src/circuit_breaker.ts";
+export { RateLimiter } from "./src/rate_limiter.ts";
+export type { RateLimitOptions } from "./src/rate_limiter.ts";
+export type { Clock } from "./src/clock.ts";
+export type { StageStrategyOptions } from "./src/strategies.ts";
+export type { Breakpoint, PipelineStrategyOptions } from "./src/flow_control.ts";
+export type { ItemEndInfo, ItemFate, PipelineHooks, RunEndInfo, StageErrorInfo } from "./src/hooks.ts";
+export type { ReplayEntry } from "./src/replay.ts";
+export type {
+  CircuitClosedEvent,
+  CircuitHalfOpenEvent,
+  CircuitOpenedEvent,
+  PausedEvent,
+  StageEventBase,
+} from "./src/events.ts";

@@ -130,6 +130,8 @@ const ms0OrMore = /milliseconds, 0 or more/;
 const trueOrFalse = /true or false/;
 const aFunction = /must be a function/;
 const anObject = /must be an object/;
+const anAction = /"retry", "deadLetter", "skip", "halt", \{ halt: "force" \} or a function/;
+const aMatcher = /error class, a predicate function or an error name/;
 const sourceKinds = /ReadableStream, an async iterable or an iterable/;
 const deadLetterTargets = /true, false,? (or )?a WritableStream/;
 /** An unknown option: the message must list the options there are. */
@@ -182,7 +184,7 @@ function pipelineOption(
   allowed: RegExp,
   extra: Partial<Mistake> = {},
 ): Mistake {
-  const value = options[field];
+  const value = field.split(".").reduce<unknown>((at, key) => (at as Record<string, unknown>)?.[key], options);
   return {
     place: "new Pipeline()",
     mistake,
@@ -377,6 +379,42 @@ export const MISTAKES: readonly Mistake[] = [
   stageOption("retryIf is not a function", { retryIf: true }, "retryIf", aFunction, { alsoIn: CONFIG_TEST }),
   stageOption("retryIf is an error class name", { retryIf: "PermanentError" }, "retryIf", aFunction),
   stageOption("retryIf is null", { retryIf: null }, "retryIf", aFunction),
+  // Error strategies and flow control (issue 13).
+  stageOption("onError is not a list of rules", { onError: "skip" }, "onError", /array of \[matcher, action\] pairs/),
+  stageOption("an onError rule is not a pair", { onError: [[TypeError]] }, "onError.0", /\[matcher, action\] pair/),
+  stageOption("an onError matcher is a number", { onError: [[42, "skip"]] }, "onError.0.0", aMatcher),
+  stageOption("an onError action is unknown", { onError: [["TypeError", "explode"]] }, "onError.0.1", anAction),
+  stageOption(
+    "circuitBreaker.failureThreshold is negative",
+    { circuitBreaker: { failureThreshold: -1, cooldownMs: 1000 } },
+    "circuitBreaker.failureThreshold",
+    positiveInteger,
+  ),
+  stageOption(
+    "circuitBreaker.cooldownMs is missing",
+    { circuitBreaker: { failureThreshold: 5 } },
+    "circuitBreaker.cooldownMs",
+    msAbove0,
+  ),
+  stageOption(
+    "circuitBreaker.windowSize is below failureThreshold",
+    { circuitBreaker: { failureThreshold: 5, windowSize: 2, cooldownMs: 1000 } },
+    "circuitBreaker.windowSize",
+    /at least failureThreshold/,
+  ),
+  stageOption(
+    "circuitBreaker has both windowMs and windowSize",
+    { circuitBreaker: { failureThreshold: 5, windowMs: 1000, windowSize: 10, cooldownMs: 1000 } },
+    "circuitBreaker.windowSize",
+    /windowMs or windowSize, not both/,
+  ),
+  stageOption(
+    "rateLimit.limit is 0",
+    { rateLimit: { limit: 0, intervalMs: 1000 } },
+    "rateLimit.limit",
+    positiveInteger,
+  ),
+  stageOption("rateLimit is a number", { rateLimit: 100 }, "rateLimit", /\{ limit, intervalMs \} or a RateLimiter/),
   stageOption("retryScope is unknown", { retryScope: "item" }, "retryScope", /"task" or "stage"/, {
     alsoIn: CONFIG_TEST,
   }),
@@ -691,6 +729,12 @@ export const MISTAKES: readonly Mistake[] = [
   pipelineOption("id is a property name", { id: "key" }, "id", aFunction, { alsoIn: CONFIG_TEST }),
   pipelineOption("id is null", { id: null }, "id", aFunction),
   pipelineOption("id is a number", { id: 5 }, "id", aFunction),
+  // Error strategies and flow control (issue 13).
+  pipelineOption("onError names an unknown action", { onError: [["TypeError", "ignore"]] }, "onError.0.1", anAction),
+  pipelineOption("maxSkips is negative", { maxSkips: -1 }, "maxSkips", wholeNumber),
+  pipelineOption("maxDeadLetters is a fraction", { maxDeadLetters: 2.5 }, "maxDeadLetters", wholeNumber),
+  pipelineOption("a hook is not a function", { hooks: { onEnd: "log" } }, "hooks.onEnd", aFunction),
+  pipelineOption("breakpoint is not a function", { breakpoint: true }, "breakpoint", aFunction),
   pipelineOption("a misspelt option", { queueSise: 10 }, "queueSise", PIPELINE_OPTIONS, { alsoIn: CONFIG_TEST }),
   pipelineOption("a stage option on the pipeline", { concurrency: 4 }, "concurrency", PIPELINE_OPTIONS),
   pipelineOption("deadLetters instead of deadLetterQueue", { deadLetters: true }, "deadLetters", PIPELINE_OPTIONS),

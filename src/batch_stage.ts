@@ -9,6 +9,7 @@ import { isPromiseLike, type StageContext } from "./attempt.ts";
 import { batchStageOptionsSchema, show, validate } from "./config.ts";
 import { ConfigError, PermanentError } from "./errors.ts";
 import type { Skip } from "./skip.ts";
+import { strategiesOf } from "./strategies.ts";
 import { checkName, type CommonStageOptions, defineStage, retryPolicy, type Stage } from "./stage.ts";
 
 /**
@@ -95,6 +96,7 @@ export function batchStage<I, O>(name: string, fn: BatchFn<I, O>, options: Batch
     batchSize: resolved.batchSize,
     flushIntervalMs: resolved.flushIntervalMs,
     policy: retryPolicy(resolved),
+    strategies: strategiesOf(resolved),
     attempt(values, ctx) {
       const batch = values as I[];
       const results = fn(batch, ctx);

@@ -8,6 +8,7 @@
 
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import { onErrorSchema } from "./error_router.ts";
 
 const positiveInteger = z.int({ error: "must be a positive integer" })
   .min(1, { error: "must be a positive integer" });
@@ -29,6 +30,62 @@ const backoff = z.strictObject({
   jitter: z.boolean({ error: "must be true or false" }).optional(),
 }, { error: "must be an object" });
 
+// Error strategies and flow control (issue 13).
+
+/** @internal */
+export const rateLimitSchema = z.strictObject({
+  limit: positiveInteger,
+  intervalMs: positiveMs,
+}, { error: "must be { limit, intervalMs } or a RateLimiter" });
+
+const rateLimiter = z.custom<unknown>(
+  (value) =>
+    typeof (value as { acquire?: unknown } | null)?.acquire === "function" &&
+    typeof (value as { tryAcquire?: unknown }).tryAcquire === "function",
+  { error: "must be { limit, intervalMs } or a RateLimiter" },
+);
+
+const circuitBreaker = z.strictObject({
+  failureThreshold: positiveInteger,
+  windowMs: positiveMs.optional(),
+  windowSize: positiveInteger.optional(),
+  cooldownMs: positiveMs,
+  halfOpenProbes: positiveInteger.optional(),
+  drainTimeoutMs: nonNegativeMs.optional(),
+}, { error: "must be an object with failureThreshold and cooldownMs" })
+  .refine((options) => options.windowMs === undefined || options.windowSize === undefined, {
+    error: "must give windowMs or windowSize, not both",
+    path: ["windowSize"],
+  })
+  .refine((options) => options.windowSize === undefined || options.windowSize >= options.failureThreshold, {
+    error: "must be at least failureThreshold (or the circuit could never open)",
+    path: ["windowSize"],
+  });
+
+const strategyStageOptions = {
+  onError: onErrorSchema.optional(),
+  circuitBreaker: circuitBreaker.optional(),
+  rateLimit: z.union([rateLimiter, rateLimitSchema], { error: "must be { limit, intervalMs } or a RateLimiter" })
+    .optional(),
+};
+
+const hooks = z.strictObject({
+  onStart: func.optional(),
+  onItemStart: func.optional(),
+  onItemEnd: func.optional(),
+  onStageError: func.optional(),
+  onDrain: func.optional(),
+  onEnd: func.optional(),
+}, { error: "must be an object of hook functions" });
+
+const strategyPipelineOptions = {
+  onError: onErrorSchema.optional(),
+  maxSkips: nonNegativeInteger.optional(),
+  maxDeadLetters: nonNegativeInteger.optional(),
+  hooks: hooks.optional(),
+  breakpoint: func.optional(),
+};
+
 const commonStageOptions = {
   concurrency: positiveInteger.optional(),
   maxRetries: nonNegativeInteger.optional(),
@@ -37,6 +94,7 @@ const commonStageOptions = {
   timeoutMs: positiveMs.optional(),
   ordered: z.boolean({ error: "must be true or false" }).optional(),
   queueSize: positiveInteger.optional(),
+  ...strategyStageOptions,
 };
 
 /** `{ [taskName]: limit }`. @internal */
@@ -98,6 +156,7 @@ export const pipelineOptionsSchema = z.strictObject({
     { error: "must be a StatusTracker (or an object with a record(change) method)" },
   ).optional(),
   recentErrors: nonNegativeInteger.optional(),
+  ...strategyPipelineOptions,
 }, { error: "must be an object" });
 
 /** Options of `pipeline.run()`. @internal */

@@ -63,8 +63,16 @@ export class Dropped {
   ) {}
 }
 
+/**
+ * A dead letter being replayed: it passes the stages before `stage` as it
+ * is, and becomes an `Item` again just before `stage`. @internal
+ */
+export class Pending {
+  constructor(readonly id: ItemId, readonly stage: string, readonly value: unknown) {}
+}
+
 /** @internal */
-export type Envelope = Item | Failure | Dropped;
+export type Envelope = Item | Failure | Dropped | Pending;
 
 /** The unit streams move: one or more envelopes, counted per envelope by the queuing strategies. @internal */
 export type Chunk = Envelope[];

@@ -5,6 +5,9 @@
  * @module
  */
 
+import type { DeadLetter } from "./dead_letter.ts";
+import type { PipelineMetrics } from "./metrics.ts";
+
 /**
  * Thrown by a stage function to say that retrying cannot help: the item goes
  * straight to the dead letter queue.
@@ -165,5 +168,105 @@ export class DeadLetterSinkError extends Error {
     );
     this.name = "DeadLetterSinkError";
     this.unwritten = unwritten;
+  }
+}
+
+/**
+ * Rejects `run` (and `replay`) when error routing halted the pipeline: an
+ * `onError` rule said `"halt"` or `{ halt: "force" }`, or a run limit
+ * (`maxSkips`, `maxDeadLetters`) was passed. `cause` is the error that
+ * halted it; `stage` and `itemId` say where. A halted run still accounts for
+ * every item it read: `metrics` are the final metrics (conservation holds)
+ * and `deadLetters` the run's dead letters, the halting item's among them.
+ *
+ * @example Tell a halt from other failures
+ * ```ts
+ * import { HaltError } from "./errors.ts";
+ *
+ * const error = new HaltError("load", 7, "graceful", { cause: new Error("disk full") });
+ * console.assert(error.name === "HaltError" && error.stage === "load" && error.itemId === 7);
+ * console.assert(error.metrics === undefined && error.deadLetters.length === 0);
+ * ```
+ */
+export class HaltError extends Error {
+  /** The stage whose failure halted the pipeline. */
+  readonly stage: string;
+  /** The item whose failure halted it (a batch: its first item). */
+  readonly itemId: string | number;
+  /** `graceful`: reading stopped and the items inside finished; `force`: they were interrupted and dead-lettered. */
+  readonly mode: "graceful" | "force";
+  /** Why it halted: an `onError` rule, or the limit that was passed. */
+  readonly reason: string;
+  /** The final metrics of the halted run (set when `run` rejects with it). */
+  readonly metrics: PipelineMetrics | undefined;
+  /** The halted run's dead letters, when they are kept in memory (as in `pipeline.deadLetters`). */
+  readonly deadLetters: readonly DeadLetter[];
+  /**
+   * Makes the error for a pipeline halted by a failure of `itemId` in `stage`.
+   * @param stage The stage.
+   * @param itemId The item.
+   * @param mode How it halted.
+   * @param options `cause`: the error that halted it; `reason`: a sentence
+   * saying why, when a limit rather than a rule halted it; `metrics` and
+   * `deadLetters` of the run.
+   */
+  constructor(
+    stage: string,
+    itemId: string | number,
+    mode: "graceful" | "force",
+    options?: ErrorOptions & {
+      reason?: string;
+      metrics?: PipelineMetrics;
+      deadLetters?: readonly DeadLetter[];
+    },
+  ) {
+    const why = options?.reason ?? "an onError rule said halt";
+    super(
+      `Pipeline halted (${mode}) at stage "${stage}", item ${JSON.stringify(itemId)}: ${why}; ` +
+        `error.cause is the error, error.metrics and error.deadLetters account for every item read ` +
+        `(replay the dead letters with pipeline.replay() once the cause is fixed)`,
+      options,
+    );
+    this.name = "HaltError";
+    this.stage = stage;
+    this.itemId = itemId;
+    this.mode = mode;
+    this.reason = why;
+    this.metrics = options?.metrics;
+    this.deadLetters = options?.deadLetters ?? [];
+  }
+}
+
+/**
+ * The reason an item is dead-lettered when a graceful shutdown finds it
+ * waiting at a stage whose circuit breaker is open, and the circuit is still
+ * not closed after the breaker's `drainTimeoutMs`. Not retried.
+ *
+ * @example
+ * ```ts
+ * import { CircuitOpenError } from "./errors.ts";
+ *
+ * const error = new CircuitOpenError("enrich", 5000);
+ * console.assert(error.name === "CircuitOpenError" && error.stage === "enrich");
+ * ```
+ */
+export class CircuitOpenError extends Error {
+  /** The stage whose circuit was open. */
+  readonly stage: string;
+  /**
+   * Makes the error for an item of `stage` still waiting at its open circuit
+   * `drainTimeoutMs` after a graceful shutdown began.
+   * @param stage The stage.
+   * @param drainTimeoutMs The breaker's `drainTimeoutMs`.
+   * @param options `cause`: the failure that opened the circuit, if known.
+   */
+  constructor(stage: string, drainTimeoutMs: number, options?: ErrorOptions) {
+    super(
+      `Stage "${stage}" circuit breaker was still open ${drainTimeoutMs} ms after shutdown began; ` +
+        `the item was dead-lettered without an attempt: replay it once the service behind the stage is back`,
+      options,
+    );
+    this.name = "CircuitOpenError";
+    this.stage = stage;
   }
 }

@@ -167,6 +167,48 @@ export interface TaskFailedEvent extends TaskEventBase {
   readonly error: SerializedError;
 }
 
+/** What every stage-level event (not about one item) carries. */
+export interface StageEventBase {
+  /** The stage it happened in. */
+  readonly stage: string;
+  /** When it happened, in milliseconds since the Unix epoch. */
+  readonly timestamp: number;
+}
+
+/** The stage's circuit breaker opened: no attempt starts there until `cooldownMs` has passed. */
+export interface CircuitOpenedEvent extends StageEventBase {
+  /** The event's kind. */
+  readonly type: "circuitOpened";
+  /** The failures in the window that opened it (1 when a half-open probe failed). */
+  readonly failures: number;
+  /** How long it stays open. */
+  readonly cooldownMs: number;
+  /** The failure that opened it, as plain data. */
+  readonly error: SerializedError;
+}
+
+/** The stage's circuit breaker is half-open: `probes` attempts may run. */
+export interface CircuitHalfOpenEvent extends StageEventBase {
+  /** The event's kind. */
+  readonly type: "circuitHalfOpen";
+  /** Attempts let through. */
+  readonly probes: number;
+}
+
+/** The stage's circuit breaker closed: a probe succeeded and the waiting items go on. */
+export interface CircuitClosedEvent extends StageEventBase {
+  /** The event's kind. */
+  readonly type: "circuitClosed";
+}
+
+/** The pipeline's `breakpoint` returned true for the item: the run is paused before its attempt until `resume()`. */
+export interface PausedEvent extends EventBase {
+  /** The event's kind. */
+  readonly type: "paused";
+  /** The item's value as it enters the stage. */
+  readonly item: unknown;
+}
+
 /**
  * One of the events a pipeline reports through `onEvent`.
  *
@@ -194,7 +236,11 @@ export type PipelineEvent =
   | TaskStartedEvent
   | TaskCompletedEvent
   | TaskRetryEvent
-  | TaskFailedEvent;
+  | TaskFailedEvent
+  | CircuitOpenedEvent
+  | CircuitHalfOpenEvent
+  | CircuitClosedEvent
+  | PausedEvent;
 
 /** The listener type of the pipeline's `onEvent` option. */
 export type EventListener = (event: PipelineEvent) => void | Promise<void>;

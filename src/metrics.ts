@@ -63,6 +63,8 @@ export interface StageMetrics {
   readonly latency: LatencySummary;
   /** Successful items per second since the run started. */
   readonly throughputPerSecond: number;
+  /** The stage's circuit breaker state; only on stages with a `circuitBreaker`. */
+  readonly circuit?: "closed" | "open" | "halfOpen";
 }
 
 /**
@@ -190,6 +192,8 @@ export class StageCounters {
   workerProcessed: number[] = [];
   workerFailed: number[] = [];
   workerBusyMs: number[] = [];
+  /** The circuit breaker's state, on stages with one. */
+  circuit: "closed" | "open" | "halfOpen" | undefined = undefined;
   /** Reads the stage's queue depth from its engine. */
   queueDepth: () => number = () => 0;
   /** Reads which of the stage's workers are busy, from its engine (for `pipeline.snapshot()`). */
@@ -204,7 +208,7 @@ export class StageCounters {
   }
 
   snapshot(seconds: number): StageMetrics {
-    return {
+    const metrics: StageMetrics = {
       processed: this.succeeded + this.failed + this.filtered + this.skipped,
       succeeded: this.succeeded,
       failed: this.failed,
@@ -224,6 +228,7 @@ export class StageCounters {
       latency: this.latency.summary(),
       throughputPerSecond: rate(this.succeeded, seconds),
     };
+    return this.circuit === undefined ? metrics : { ...metrics, circuit: this.circuit };
   }
 }
 

@@ -16,6 +16,7 @@ import type { RecentErrors } from "./recent_errors.ts";
 
 /** Hears items whose fate became final (an acknowledging source's `settle`). @internal */
 export type SettleListener = (items: readonly SettledItem[]) => void;
+import { callHook, type ItemEndInfo } from "./hooks.ts";
 
 /** Where dead letters go: kept in memory, written to a stream, or only counted. @internal */
 export type DeadLetterTarget = DeadLetter[] | WritableStream<DeadLetter> | undefined;
@@ -41,6 +42,8 @@ export class Outlet {
   readonly #settle: SettleListener | undefined;
   /** The snapshot's ring of latest failures, when one is kept. */
   readonly #recent: RecentErrors | undefined;
+  #onItemEnd: ((info: ItemEndInfo) => void | Promise<void>) | undefined;
+  #lastStage = "";
 
   constructor(
     run: RunContext,
@@ -59,8 +62,15 @@ export class Outlet {
     else if (target) this.#writer = target.getWriter();
   }
 
+  /** Calls the `onItemEnd` hook for every item that leaves. */
+  traceEnds(onItemEnd: (info: ItemEndInfo) => void | Promise<void>, lastStage: string): void {
+    this.#onItemEnd = onItemEnd;
+    this.#lastStage = lastStage;
+  }
+
   /** Takes a chunk from the last stage. Completed values go to `emit`. */
   accept(chunk: Chunk, emit?: (value: unknown) => void): void {
+    if (this.#onItemEnd) this.#traceEnds(chunk, this.#onItemEnd);
     const metrics = this.#run.metrics;
     for (const envelope of chunk) {
       if (envelope instanceof Failure) {
@@ -85,6 +95,19 @@ export class Outlet {
       } else settled.push({ id: envelope.id, fate: envelope instanceof Dropped ? envelope.fate : "completed" });
     }
     if (settled.length > 0) settle(settled);
+  }
+
+  #traceEnds(chunk: Chunk, onItemEnd: (info: ItemEndInfo) => void | Promise<void>): void {
+    for (const envelope of chunk) {
+      const info: ItemEndInfo = envelope instanceof Failure
+        ? { itemId: envelope.id, fate: "deadLettered", stage: envelope.stage, error: envelope.error }
+        : envelope instanceof Dropped
+        ? envelope.fate === "skipped"
+          ? { itemId: envelope.id, fate: "skipped", stage: envelope.stage, error: envelope.error }
+          : { itemId: envelope.id, fate: envelope.fate, stage: envelope.stage }
+        : { itemId: envelope.id, fate: "completed", stage: this.#lastStage };
+      callHook(this.#run, "onItemEnd", onItemEnd, info);
+    }
   }
 
   #deadLetter(failure: Failure): void {

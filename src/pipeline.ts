@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ConfigError, ShutdownError } from "./errors.ts";
+import { ConfigError, HaltError, ShutdownError } from "./errors.ts";
 import { isPromiseLike } from "./attempt.ts";
 import type { Capacity } from "./capacity.ts";
 import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./config.ts";
@@ -28,6 +28,9 @@ import { Expander } from "./expander.ts";
 import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
 import { pipelineSlotKey, TaskSlots } from "./task_slots.ts";
 import { type LatencyReport, latencyReport } from "./latency_report.ts";
+import { FlowControl, type PipelineStrategies, type PipelineStrategyOptions } from "./flow_control.ts";
+import { callHook, type PipelineHooks } from "./hooks.ts";
+import { checkReplay, type ReplayEntry, replayEnvelope, unpend } from "./replay.ts";
 
 /** Any stage, whatever it takes and gives. */
 export type AnyStage = Stage<never, unknown>;
@@ -54,7 +57,7 @@ export type ChainedStages<S extends readonly AnyStage[], In> = S extends
   : S;
 
 /** Options of {@linkcode Pipeline}. */
-export interface PipelineOptions<S extends readonly AnyStage[]> {
+export interface PipelineOptions<S extends readonly AnyStage[]> extends PipelineStrategyOptions {
   /**
    * The pipeline's name, in log records and error messages.
    * @default {"pipeline"}
@@ -201,6 +204,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   readonly #recentErrors: number | undefined;
   /** The latest run's ring of failures, when one is kept (see `recentErrors`). */
   #recent: RecentErrors | undefined;
+  /** Error strategies and flow control, when any option asks for them. */
+  readonly #strategies: PipelineStrategies | undefined;
+  readonly #hooks: PipelineHooks;
 
   /**
    * Builds a pipeline, checking every option once.
@@ -237,6 +243,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     );
     this.#id = resolved.id as ((input: unknown) => ItemId) | undefined;
     this.#recentErrors = resolved.recentErrors;
+    this.#strategies = strategiesIn(resolved as PipelineStrategies, this.#specs);
+    this.#hooks = (resolved.hooks as PipelineHooks | undefined) ?? {};
   }
 
   /** Dead letters of the latest run, when `deadLetterQueue` is `true` (or when a sink failed). */
@@ -293,6 +301,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         concurrency: spec.concurrency,
         queueSize: spec.queueSize ?? this.#queueSize,
         busy: run.metrics.stage(spec.name).busyWorkers(),
+        circuit: run.metrics.stage(spec.name).circuit,
       })),
       failures: this.#recent?.list() ?? (memory ? this.#deadLetters : []),
       limit: this.#recent?.size ?? (memory ? this.#recentErrors ?? 10 : 0),
@@ -420,10 +429,18 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       done: new Promise<void>((resolve) => (markDone = resolve)),
     };
     this.#active.add(entry);
-    const detach = this.#attachShutdown(run, stop, options);
+    let flow: FlowControl | undefined;
+    const graceful = gracefulStop(run, stop, () => flow?.stop());
+    if (this.#strategies) {
+      flow = new FlowControl(run, this.#strategies, (halt) => {
+        graceful();
+        if (halt.force) run.force(halt.error);
+      });
+    }
+    const detach = this.#attachShutdown(run, graceful, options);
     let sourceError: { error: unknown } | undefined;
     let finished = false;
-    const engines = this.#engines(run, "stream", target);
+    const engines = this.#engines(run, "stream", target, flow);
     const input = sourceStream(source, engines[0].capacity, this.#ingester(run), stop.signal, (error) => {
       sourceError = { error };
       run.log("error", "source failed; finishing the items already read", { error });
@@ -452,10 +469,11 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       }
       detach();
       this.#end(run);
+      flow?.dispose();
       this.#active.delete(entry);
       markDone();
     }
-    if (sourceError) throw sourceError.error;
+    await this.#settle(run, flow, undefined, sourceError);
   }
 
   /** Runs `execute` as a run close() can stop (by aborting the controller given) and wait for. */
@@ -545,15 +563,103 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     return latencyReport((this.#current ?? this.#newRun()).metrics);
   }
 
+  /**
+   * Runs dead letters again, each from the stage it failed in (not from the
+   * start), keeping its id. Entries may come from `pipeline.deadLetters` or
+   * be read back with `DeadLetterSchema.parse`. Attempts restart: the stage's
+   * `maxRetries` applies afresh, and an entry that fails again is
+   * dead-lettered again, once, with the replay's attempt count. Resolves (or
+   * rejects) like {@linkcode Pipeline.prototype.run}; the run's metrics count
+   * the entries as ingested.
+   *
+   * @example Replay what failed once the cause is fixed
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * let down = true;
+   * const pipeline = new Pipeline({
+   *   name: "sync",
+   *   stages: [
+   *     stage("parse", (text: string) => Number(text)),
+   *     stage("send", (n: number) => {
+   *       if (down) throw new Error("service unavailable");
+   *       return n;
+   *     }),
+   *   ],
+   * });
+   * await pipeline.run(["1", "2"]);
+   * const failed = [...pipeline.deadLetters];
+   * console.assert(failed.length === 2 && failed[0].stage === "send");
+   * down = false;
+   * const metrics = await pipeline.replay(failed);
+   * console.assert(metrics.totalCompleted === 2 && metrics.stageMetrics.parse.processed === 0);
+   * ```
+   *
+   * @throws {TypeError} when an entry has no id or names a stage the pipeline does not have (before anything runs).
+   */
+  async replay(deadLetters: Iterable<ReplayEntry>, options: RunOptions = {}): Promise<PipelineMetrics> {
+    const names = this.#specs.map((spec) => spec.name);
+    const checked = checkReplay(this.name, names, deadLetters);
+    validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" replay`, root: "options" });
+    const firstStage = names[0];
+    const onItemStart = this.#hooks.onItemStart;
+    const ingester = (run: RunContext) => (value: unknown): Envelope => {
+      const entry = value as ReplayEntry;
+      run.metrics.ingested++;
+      if (onItemStart) callHook(run, "onItemStart", onItemStart, { itemId: entry.itemId, item: entry.item });
+      return replayEnvelope(entry, firstStage);
+    };
+    return await this.#tracked((stop) =>
+      this.#execute(checked.entries, options, undefined, stop, { ingester, stages: checked.startStages })
+    );
+  }
+
+  /**
+   * Pauses the current run: no new attempt starts (attempts in flight
+   * finish), queues fill and backpressure holds the source. A stop, a halt or
+   * a forced shutdown resumes it, so that it can drain.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("s", (n: number) => n)] });
+   * const running = pipeline.run([1, 2, 3]);
+   * pipeline.pause();
+   * console.assert(pipeline.paused && pipeline.getMetrics().totalCompleted === 0);
+   * pipeline.resume();
+   * console.assert((await running).totalCompleted === 3);
+   * ```
+   */
+  pause(): void {
+    this.#current?.pause();
+  }
+
+  /** Lets the current run start attempts again after {@linkcode Pipeline.prototype.pause} or a breakpoint. */
+  resume(): void {
+    this.#current?.resume();
+  }
+
+  /** True while the current run is paused. */
+  get paused(): boolean {
+    return this.#current?.paused ?? false;
+  }
+
+  /**
+   * One run over `source`: shutdown, hooks, error strategies, and how it
+   * settles. `emit` gets the last stage's outputs (`collect`); `replay` runs
+   * dead letters from the stages they failed in.
+   */
   async #execute(
-    source: Source<PipelineInput<S>>,
+    source: Source<unknown>,
     options: RunOptions,
     emit: ((value: unknown) => void) | undefined,
     stop: AbortController,
+    replay?: { ingester: (run: RunContext) => (value: unknown) => Envelope; stages: ReadonlySet<number> },
   ): Promise<PipelineMetrics> {
     checkSource(source);
     validate(runOptionsSchema, options, { owner: `Pipeline "${this.name}" run`, root: "options" });
-    const acking = acknowledgingOf(source);
+    const acking = replay ? undefined : acknowledgingOf(source);
     if (acking && this.#id) {
       throw new TypeError(
         `Pipeline "${this.name}": the source gives its items their ids (an AcknowledgingSource); remove the id option`,
@@ -561,26 +667,86 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     }
     const target = this.#deadLetterTarget();
     const run = this.#begin();
-    const detach = this.#attachShutdown(run, stop, options);
+    const hooks = this.#hooks;
+    let flow: FlowControl | undefined;
+    const graceful = gracefulStop(run, stop, () => flow?.stop());
+    if (this.#strategies) {
+      flow = new FlowControl(run, this.#strategies, (halt) => {
+        graceful();
+        if (halt.force) run.force(halt.error);
+      });
+    }
+    const detach = this.#attachShutdown(run, graceful, options, stop.signal);
     let sourceError: { error: unknown } | undefined;
+    let thrown: { error: unknown } | undefined;
     try {
-      const engines = this.#engines(run, "run", target, emit, acking && settleListener(run, acking));
-      const input = sourceStream(source, engines[0].capacity, this.#ingester(run, acking), stop.signal, (error) => {
+      await callHook(run, "onStart", hooks.onStart, { pipeline: this.name });
+      const engines = this.#engines(run, "run", target, flow, emit, acking && settleListener(run, acking));
+      const onDrain = hooks.onDrain
+        ? () => callHook(run, "onDrain", hooks.onDrain, { pipeline: this.name })
+        : undefined;
+      const ingest = replay ? replay.ingester(run) : this.#ingester(run, acking);
+      const input = sourceStream(source, engines[0].capacity, ingest, stop.signal, (error) => {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
-      });
-      await pipeThroughEngines(input, engines).pipeTo(new WritableStream<Chunk>());
+      }, onDrain);
+      const output = replay ? this.#pipeReplay(input, engines, replay.stages) : pipeThroughEngines(input, engines);
+      await output.pipeTo(new WritableStream<Chunk>());
       try {
         await closeOutlet(engines.outlet, sourceError);
       } finally {
         await acking?.close(); // every fate is told by now: the source flushes its acknowledgements
       }
+    } catch (error) {
+      thrown = { error };
     } finally {
       detach();
       this.#end(run);
+      flow?.dispose();
     }
-    if (sourceError) throw sourceError.error;
-    return run.metrics.snapshot();
+    return await this.#settle(run, flow, thrown, sourceError);
+  }
+
+  /** How a run ends: its final metrics, or what it throws (a failure, a halt, the source's error); `onEnd` first. */
+  async #settle(
+    run: RunContext,
+    flow: FlowControl | undefined,
+    thrown: { error: unknown } | undefined,
+    sourceError: { error: unknown } | undefined,
+  ): Promise<PipelineMetrics> {
+    const metrics = run.metrics.snapshot();
+    const halt = flow?.halted;
+    const failure = thrown ??
+      (halt ? { error: finalHaltError(halt.error, halt.force, metrics, this.#deadLetters) } : sourceError);
+    const onEnd = this.#hooks.onEnd;
+    if (onEnd) {
+      await callHook(
+        run,
+        "onEnd",
+        onEnd,
+        failure ? { pipeline: this.name, metrics, error: failure.error } : { pipeline: this.name, metrics },
+      );
+    }
+    if (failure) throw failure.error;
+    return metrics;
+  }
+
+  /** The chain for a replay: before each stage some entries start at, a step that makes them items. */
+  #pipeReplay(
+    input: ReadableStream<Chunk>,
+    nodes: readonly PipelineNode[],
+    startStages: ReadonlySet<number>,
+  ): ReadableStream<Chunk> {
+    let stream = input;
+    let index = 0; // the stage of the next engine (a flatMap stage's expander follows its engine)
+    for (const node of nodes) {
+      if (node instanceof StageEngine) {
+        if (startStages.has(index)) stream = stream.pipeThrough(unpend(this.#specs[index].name));
+        index++;
+      }
+      stream = stream.pipeThrough(node.stream);
+    }
+    return stream;
   }
 
   /**
@@ -625,13 +791,17 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   stream(): PipelineStream<PipelineInput<S>, PipelineOutput<S>> {
     const target = this.#deadLetterTarget();
     const run = this.#begin();
-    const engines = this.#engines(run, "stream", target);
+    const flow = this.#strategies ? new FlowControl(run, this.#strategies, (halt) => run.force(halt.error)) : undefined;
+    const engines = this.#engines(run, "stream", target, flow);
     const opened = openPipelineStream<PipelineInput<S>, PipelineOutput<S>>(
       run,
       engines,
       engines.outlet,
       this.#ingester(run),
-      () => this.#end(run),
+      () => {
+        this.#end(run);
+        flow?.dispose();
+      },
     );
     const entry = { stop: opened.closeInput, done: opened.finished };
     this.#active.add(entry);
@@ -695,16 +865,18 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     run: RunContext,
     mode: "run" | "stream",
     target: DeadLetterTarget,
+    flow?: FlowControl,
     emit?: (value: unknown) => void,
     settle?: SettleListener,
   ): PipelineNode[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
     this.#recent = !Array.isArray(target) && this.#recentErrors ? new RecentErrors(this.#recentErrors) : undefined;
     const outlet = new Outlet(run, target, this.#deadLetters, limit, settle, this.#recent);
+    if (this.#hooks.onItemEnd) outlet.traceEnds(this.#hooks.onItemEnd, this.#specs[this.#specs.length - 1].name);
     const engines: PipelineNode[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
-      const spec = this.#specs[i];
+      const spec = flow ? flow.derive(this.#specs[i]) : this.#specs[i];
       const last = i === this.#specs.length - 1;
       let deliver = mode === "run" && last ? (chunk: Chunk) => outlet.accept(chunk, emit) : undefined;
       if (spec.expand) {
@@ -727,6 +899,17 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    * acknowledging source names the ids, and may reject a value.
    */
   #ingester(run: RunContext, acking?: AcknowledgingSource<unknown>): (value: unknown) => Envelope {
+    const ingest = this.#plainIngester(run, acking);
+    const onItemStart = this.#hooks.onItemStart;
+    if (!onItemStart) return ingest;
+    return (value) => {
+      const envelope = ingest(value);
+      callHook(run, "onItemStart", onItemStart, { itemId: envelope.id, item: value });
+      return envelope;
+    };
+  }
+
+  #plainIngester(run: RunContext, acking: AcknowledgingSource<unknown> | undefined): (value: unknown) => Envelope {
     let sequence = 0;
     const id = acking ? (value: unknown) => acking.itemId(value) : this.#id;
     const firstStage = this.#specs[0].name;
@@ -756,21 +939,20 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     };
   }
 
-  #attachShutdown(run: RunContext, stop: AbortController, options: RunOptions): () => void {
+  /** Stops `graceful`ly on `stopSignal` (close()) and `options.signal`, forces on `forceSignal`, and on signals if asked. */
+  #attachShutdown(
+    run: RunContext,
+    graceful: () => void,
+    options: RunOptions,
+    stopSignal?: AbortSignal,
+  ): () => void {
     const cleanups: (() => void)[] = [];
-    let stopping = false;
-    const graceful = () => {
-      if (stopping) return;
-      stopping = true;
-      run.log("info", "stopping: no more items are read; draining", {});
-      stop.abort();
-    };
     const force = () => {
       graceful();
       run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
     };
     for (
-      const [signal, handler] of [[stop.signal, graceful], [options.signal, graceful], [
+      const [signal, handler] of [[stopSignal, graceful], [options.signal, graceful], [
         options.forceSignal,
         force,
       ]] as const
@@ -896,4 +1078,43 @@ function withTracker(
     }
     return onEvent?.(event);
   };
+}
+
+/**
+ * A run's graceful stop, once: `before` (flow control stops, circuits drain),
+ * a paused run resumes so that it can drain, and the source is no longer read.
+ */
+function gracefulStop(run: RunContext, stop: AbortController, before: () => void): () => void {
+  let stopping = false;
+  return () => {
+    if (stopping) return;
+    stopping = true;
+    before();
+    run.resume();
+    run.log("info", "stopping: no more items are read; draining", {});
+    stop.abort();
+  };
+}
+
+/** The pipeline's strategy options, or undefined when neither it nor any stage uses one. */
+function strategiesIn(options: PipelineStrategies, specs: readonly StageSpec[]): PipelineStrategies | undefined {
+  const { onError, maxSkips, maxDeadLetters, hooks, breakpoint } = options;
+  const any = onError !== undefined || maxSkips !== undefined || maxDeadLetters !== undefined ||
+    hooks?.onStageError !== undefined || breakpoint !== undefined || specs.some((spec) => spec.strategies);
+  return any ? { onError, maxSkips, maxDeadLetters, hooks, breakpoint } : undefined;
+}
+
+/** The HaltError `run` rejects with: the halt as asked for, with the run's final account. */
+function finalHaltError(
+  asked: HaltError,
+  force: boolean,
+  metrics: PipelineMetrics,
+  deadLetters: readonly DeadLetter[],
+): HaltError {
+  return new HaltError(asked.stage, asked.itemId, force ? "force" : asked.mode, {
+    cause: asked.cause,
+    reason: asked.reason,
+    metrics,
+    deadLetters: [...deadLetters],
+  });
 }

@@ -41,6 +41,21 @@ export interface RetryPolicy {
   readonly backoff: ResolvedBackoff;
   readonly retryIf: RetryPredicate;
   readonly timeoutMs: number | undefined;
+  /** Error routing (`onError`, run limits, `onStageError`): decides each failure instead of `retryIf`. */
+  readonly route?: (unit: Unit, error: unknown, attempt: number) => "retry" | "other";
+  /** Waits before each attempt (circuit breaker, rate limit) and hears how it went. */
+  readonly gate?: AttemptGate;
+}
+
+/** What a stage with a circuit breaker or a rate limit puts in front of each attempt. @internal */
+export interface AttemptGate {
+  /**
+   * Resolves with a ticket when the attempt may start; rejects
+   * (ShutdownError, CircuitOpenError) when it never will.
+   */
+  admit(unit: Unit): Promise<number> | number;
+  /** The attempt admitted with `ticket` ended: `failed` with `error`, or not. */
+  settled(ticket: number, failed: boolean, error: unknown): void;
 }
 
 /** Who is being tried where. @internal */
@@ -78,7 +93,10 @@ export async function withRetries<T>(
   for (;;) {
     if (failure) {
       const { error, durationMs } = failure;
-      if (attempt > policy.maxRetries || !shouldRetry(unit, policy, error, attempt)) {
+      const retry = policy.route
+        ? policy.route(unit, error, attempt) === "retry"
+        : attempt <= policy.maxRetries && shouldRetry(unit, policy, error, attempt);
+      if (!retry) {
         return { ok: false, error, attempts: attempt };
       }
       const delayMs = backoffDelay(policy.backoff, attempt);
@@ -92,12 +110,24 @@ export async function withRetries<T>(
       }
       attempt++;
     }
+    if (unit.run.paused) await unit.run.whenResumed();
+    const gate = policy.gate;
+    let ticket = 0;
+    if (gate) {
+      try {
+        ticket = await gate.admit(unit);
+      } catch (refused) {
+        return { ok: false, error: refused, attempts: Math.max(1, attempt - 1) };
+      }
+    }
     const startedAt = performance.now();
     announceStart(unit, attemptsBefore + attempt);
     try {
       const value = await runAttempt(unit.run, unit.stage, unit, attempt, policy.timeoutMs, call);
+      gate?.settled(ticket, false, undefined);
       return { ok: true, value, attempts: attempt };
     } catch (error) {
+      gate?.settled(ticket, true, error);
       failure = { error, durationMs: performance.now() - startedAt };
     }
   }

@@ -30,6 +30,10 @@ export class RunContext {
   /** This run's task concurrency limits, by slot key (see task_slots.ts); undefined when there are none. */
   taskSlots: ReadonlyMap<string, TaskSlots> | undefined;
   #forced: { reason: unknown } | undefined;
+  /** True while `pipeline.pause()` (or a breakpoint) holds new attempts back. */
+  paused = false;
+  #resumed: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #onResume: (() => void)[] = [];
 
   constructor(
     readonly pipeline: string,
@@ -84,16 +88,50 @@ export class RunContext {
   force(reason: unknown): void {
     if (this.#forced) return;
     this.#forced = { reason };
+    this.resume(); // a paused run must still be able to fail what it holds
     this.log("warn", "forced shutdown: interrupting in-flight attempts", { inFlight: this.#interruptibles.size });
     const interrupts = [...this.#interruptibles];
     this.#interruptibles.clear();
     for (const interrupt of interrupts) interrupt(reason);
   }
 
+  /** Holds new attempts back until `resume()`. */
+  pause(): void {
+    if (this.paused || this.#forced) return;
+    this.paused = true;
+    this.log("info", "paused: no new attempts start until resume()", {});
+  }
+
+  /** Lets attempts start again, and wakes everything that waits for it. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.log("info", "resumed", {});
+    this.#resumed?.resolve();
+    this.#resumed = undefined;
+    for (const wake of this.#onResume) wake();
+  }
+
+  /** Resolves at the next `resume()` (at once if not paused). */
+  whenResumed(): Promise<void> {
+    if (!this.paused) return Promise.resolve();
+    if (!this.#resumed) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#resumed = { promise, resolve };
+    }
+    return this.#resumed.promise;
+  }
+
+  /** Calls `wake` at every `resume()`. */
+  onResume(wake: () => void): void {
+    this.#onResume.push(wake);
+  }
+
   #listenerFailed(event: PipelineEvent, error: unknown): void {
     this.log("warn", "onEvent listener threw; the run goes on", {
       stage: event.stage,
-      itemId: event.itemId,
+      itemId: "itemId" in event ? event.itemId : undefined,
       event: event.type,
       error,
     });

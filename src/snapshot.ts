@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { CircuitState } from "./circuit_breaker.ts";
 import { z } from "zod";
 import { type DeadLetter, type SerializedError, serializeError } from "./dead_letter.ts";
 import type { ItemId } from "./events.ts";
@@ -14,9 +15,6 @@ import type { RecentFailure } from "./recent_errors.ts";
 
 /** What one worker of a stage is doing. */
 export type WorkerState = "busy" | "idle";
-
-/** The state of a stage's circuit breaker, where it has one. */
-export type CircuitState = "closed" | "open" | "half-open";
 
 /** One stage in a {@linkcode PipelineSnapshot}. */
 export interface StageSnapshot {
@@ -116,7 +114,7 @@ const snapshotSchema = z.object({
       concurrency: z.number().int().min(1),
       queueSize: z.number().int().min(1),
       workers: z.array(z.enum(["busy", "idle"])),
-      circuit: z.enum(["closed", "open", "half-open"]).optional(),
+      circuit: z.enum(["closed", "open", "halfOpen"]).optional(),
     }),
   ),
   recentErrors: z.array(z.object({
@@ -186,7 +184,13 @@ export const PipelineSnapshotSchema: {
 export interface SnapshotParts {
   readonly pipeline: string;
   readonly metrics: PipelineMetrics;
-  readonly stages: readonly { name: string; concurrency: number; queueSize: number; busy: readonly boolean[] }[];
+  readonly stages: readonly {
+    name: string;
+    concurrency: number;
+    queueSize: number;
+    busy: readonly boolean[];
+    circuit: CircuitState | undefined;
+  }[];
   /** The ring's failures, or the dead letters kept in memory (their tail is taken). */
   readonly failures: readonly RecentFailure[] | readonly DeadLetter[];
   readonly limit: number;
@@ -195,9 +199,10 @@ export interface SnapshotParts {
 /** Builds the snapshot. @internal */
 export function takeSnapshot(parts: SnapshotParts): PipelineSnapshot {
   const stages: Record<string, StageSnapshot> = {};
-  for (const { name, concurrency, queueSize, busy } of parts.stages) {
+  for (const { name, concurrency, queueSize, busy, circuit } of parts.stages) {
     const workers = busy.length === concurrency ? busy : new Array<boolean>(concurrency).fill(false);
     stages[name] = { concurrency, queueSize, workers: workers.map((b) => (b ? "busy" : "idle")) };
+    if (circuit) stages[name] = { ...stages[name], circuit };
   }
   const tail = parts.limit > 0 ? parts.failures.slice(-parts.limit) : [];
   return {

@@ -278,6 +278,7 @@ export function sourceStream(
   ingest: (value: unknown) => Envelope,
   signal: AbortSignal | undefined,
   onError: (error: unknown) => void,
+  onEnd?: () => void,
 ): ReadableStream<Chunk> {
   let reader: ValueReader;
   let finished = false;
@@ -289,6 +290,7 @@ export function sourceStream(
     watch.dispose();
     if (stop) reader?.stop();
     controller.close();
+    onEnd?.();
   };
   return new ReadableStream<Chunk>({
     start() {

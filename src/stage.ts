@@ -21,11 +21,12 @@ import {
   toTasks,
 } from "./tasks.ts";
 import { pipelineSlotKey, stageSlotKey } from "./task_slots.ts";
+import { type StageStrategies, type StageStrategyOptions, strategiesOf } from "./strategies.ts";
 
 export type { StageFn } from "./tasks.ts";
 
 /** Options shared by {@linkcode stage} and `batchStage`. */
-export interface CommonStageOptions {
+export interface CommonStageOptions extends StageStrategyOptions {
   /**
    * How many items (for a batch stage: batches) the stage works on at once.
    * @default {1}
@@ -118,8 +119,11 @@ export interface StageSpec {
    * stage). Returns the output (item) or the outputs (batch), or a promise.
    */
   readonly attempt: (input: unknown, ctx: StageContext) => unknown;
-  /** For task sequences retried task by task: the whole unit, retries included. */
-  readonly runTaskByTask?: (input: unknown, unit: Unit) => Promise<Outcome<unknown>>;
+  /**
+   * For task sequences retried task by task: the whole unit, retries
+   * included (`policy`: the stage's, unless a run replaces it).
+   */
+  readonly runTaskByTask?: (input: unknown, unit: Unit, policy?: RetryPolicy) => Promise<Outcome<unknown>>;
   /** The stage's task names (stages made by `stage()` and `flatMapStage()`). */
   readonly taskNames?: readonly string[];
   /** The stage's own task limits, by slot key. */
@@ -128,6 +132,13 @@ export interface StageSpec {
   readonly withPipelineSlots?: (names: ReadonlySet<string>) => StageSpec;
   /** flatMap stages: the attempt gives an `Expansion`, which the node after the stage turns into items. */
   readonly expand?: { readonly childId: ((output: unknown, parent: ChildOf) => ItemId) | undefined };
+  /** The stage's error strategies (`onError`, `circuitBreaker`, `rateLimit`), as given. */
+  readonly strategies?: StageStrategies;
+  /**
+   * Set by a run that routes errors: what becomes of a unit that failed for
+   * good, `skip` or `deadLetter` (a halt is started from here too).
+   */
+  readonly settleFailure?: (unit: Unit, error: unknown, attempts: number) => "skip" | "deadLetter";
 }
 
 /** Which item, and which of its outputs, a flatMap output id is made for. */
@@ -225,8 +236,9 @@ export function stage<I, O>(
     flushIntervalMs: undefined,
     policy,
     attempt: limited.length === 1 ? singleTaskAttempt(limited[0]) : (input, ctx) => runTasks(limited, input, ctx),
-    runTaskByTask: byTask ? (input, unit) => runTasksRetryingEach(limited, input, unit, policy) : undefined,
+    runTaskByTask: byTask ? (input, unit, p = policy) => runTasksRetryingEach(limited, input, unit, p) : undefined,
     ...taskLimitFields(name, limited, stageLimits, build),
+    strategies: strategiesOf(resolved),
   });
   return defineStage(build(withStageSlots(name, tasks, stageLimits)));
 }

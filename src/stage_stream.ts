@@ -167,6 +167,7 @@ export class StageEngine {
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
     this.#counters.busyWorkers = () => busyOf(spec.concurrency, this.#freeWorkers);
     this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
+    run.onResume(() => this.#pump());
     this.stream = new TransformStream<Chunk, Chunk>(
       {
         start: (controller) => {
@@ -232,7 +233,7 @@ export class StageEngine {
     // A synchronous stage finishes inside #start and frees its worker, which
     // calls #pump again: the loop below picks that worker up instead of
     // recursing once per item (which overflows the stack on a long queue).
-    if (this.#pumping) return;
+    if (this.#pumping || this.#run.paused) return; // paused: resume() pumps again
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
@@ -449,6 +450,7 @@ export class StageEngine {
 
   /** The unit failed for good at `now`: its items become failures that travel on to the outlet. */
   #failed(group: Group, cause: unknown, attempts: number, now: number): void {
+    if (this.#spec.settleFailure?.(group, cause, attempts) === "skip") return this.#skipped(group, cause, now);
     const items = group.items;
     const run = this.#run;
     const { name } = this.#spec;
@@ -482,6 +484,17 @@ export class StageEngine {
         durationMs,
         timestamp: failedAt,
       });
+    }
+    this.#inLine(group, now);
+  }
+
+  /** Error routing skipped the unit: its items leave the pipeline as `skipped`, not as dead letters. */
+  #skipped(group: Group, cause: unknown, now: number): void {
+    const items = group.items;
+    this.#counters.inFlight -= items.length;
+    this.#counters.skipped += items.length;
+    for (let i = 0; i < items.length; i++) {
+      (items as Envelope[])[i] = new Dropped(items[i].id, this.#spec.name, "skipped", cause);
     }
     this.#inLine(group, now);
   }

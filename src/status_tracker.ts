@@ -241,6 +241,7 @@ export function statusChangeOf(
   lastStage: string,
   lastIsFlatMap = false,
 ): StatusChange | undefined {
+  if (!("itemId" in event)) return undefined; // stage-level events (a circuit's state) are about no item
   const { itemId, stage, timestamp, type } = event;
   switch (event.type) {
     case "queued":

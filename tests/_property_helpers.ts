@@ -1282,7 +1282,7 @@ export function checkRun(c: PipelineCase, h: Harness, facts: RunFacts): string[]
   if (h.eventsOn && !facts.forced) {
     const perItemStage = new Map<string, PipelineEvent[]>();
     for (const event of obs.events) {
-      if (event.type === "dead-lettered") continue;
+      if (event.type === "dead-lettered" || !("itemId" in event)) continue;
       const at = `${indexOf(event.itemId)}@${event.stage}`;
       const list = perItemStage.get(at) ?? [];
       list.push(event);

@@ -7,6 +7,7 @@ import { Gate, range, recordingLogger } from "./_helpers.ts";
 function timelines(events: readonly PipelineEvent[]): Map<string | number, string[]> {
   const byItem = new Map<string | number, string[]>();
   for (const event of events) {
+    if (!("itemId" in event)) continue;
     const attempt = "attempt" in event ? `#${event.attempt}` : "";
     const line = byItem.get(event.itemId) ?? [];
     line.push(`${event.type}@${event.stage}${attempt}`);
@@ -91,7 +92,9 @@ test("onEvent receives queued, started, retry, completed, failed and dead-letter
     }
   }
   // A retried item stays on its worker: the retry and the attempts after it report the same one.
-  const ofItem2 = events.filter((event) => event.itemId === 2 && event.stage === "fetch" && "worker" in event);
+  const ofItem2 = events.filter((event) =>
+    "itemId" in event && event.itemId === 2 && event.stage === "fetch" && "worker" in event
+  );
   assert.equal(new Set(ofItem2.map((event) => "worker" in event && event.worker)).size, 1);
 });
 
@@ -112,7 +115,7 @@ test("onEvent workers are distinct while busy, below the concurrency, and freed 
   const held = [await gate.next(), await gate.next(), await gate.next()];
   assert.deepEqual(held.map((h) => h.value), [0, 1, 2]);
   const workerOf = (id: number) => {
-    const event = started.find((e) => e.itemId === id);
+    const event = started.find((e) => "itemId" in e && e.itemId === id);
     assert.ok(event && event.type === "started");
     return event.worker;
   };

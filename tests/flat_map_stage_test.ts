@@ -19,7 +19,7 @@ test("flatMapStage: each output is an item with an id derived from its parent; t
   assert.equal(metrics.stageMetrics.split.spawned, 3);
   assert.equal(metrics.stageMetrics.split.expanded, 3);
   assert.equal(metrics.itemsInFlight, 0);
-  const queuedAtUpper = events.filter((e) => e.type === "queued" && e.stage === "upper").map((e) => e.itemId);
+  const queuedAtUpper = events.flatMap((e) => e.type === "queued" && e.stage === "upper" ? [e.itemId] : []);
   assert.deepEqual(queuedAtUpper, ["0.0", "0.1", "2.0"]);
   const expanded = events.filter((e) => e.type === "expanded").map((e) =>
     e.type === "expanded" && [e.itemId, e.children]

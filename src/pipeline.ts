@@ -429,14 +429,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       done: new Promise<void>((resolve) => (markDone = resolve)),
     };
     this.#active.add(entry);
-    let flow: FlowControl | undefined;
-    const graceful = gracefulStop(run, stop, () => flow?.stop());
-    if (this.#strategies) {
-      flow = new FlowControl(run, this.#strategies, (halt) => {
-        graceful();
-        if (halt.force) run.force(halt.error);
-      });
-    }
+    const { flow, graceful } = this.#flowControl(run, stop);
     const detach = this.#attachShutdown(run, graceful, options);
     let sourceError: { error: unknown } | undefined;
     let finished = false;
@@ -668,14 +661,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const target = this.#deadLetterTarget();
     const run = this.#begin();
     const hooks = this.#hooks;
-    let flow: FlowControl | undefined;
-    const graceful = gracefulStop(run, stop, () => flow?.stop());
-    if (this.#strategies) {
-      flow = new FlowControl(run, this.#strategies, (halt) => {
-        graceful();
-        if (halt.force) run.force(halt.error);
-      });
-    }
+    const { flow, graceful } = this.#flowControl(run, stop);
     const detach = this.#attachShutdown(run, graceful, options, stop.signal);
     let sourceError: { error: unknown } | undefined;
     let thrown: { error: unknown } | undefined;
@@ -729,6 +715,22 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     }
     if (failure) throw failure.error;
     return metrics;
+  }
+
+  /**
+   * A run's graceful stop and, when an option asks for error strategies, its
+   * flow control: a halt stops the run gracefully, and forces it if asked.
+   */
+  #flowControl(run: RunContext, stop: AbortController): { flow?: FlowControl; graceful: () => void } {
+    let flow: FlowControl | undefined;
+    const graceful = gracefulStop(run, stop, () => flow?.stop());
+    if (this.#strategies) {
+      flow = new FlowControl(run, this.#strategies, (halt) => {
+        graceful();
+        if (halt.force) run.force(halt.error);
+      });
+    }
+    return { flow, graceful };
   }
 
   /** The chain for a replay: before each stage some entries start at, a step that makes them items. */

@@ -23,8 +23,7 @@
 import { z } from "zod";
 import type { ItemId } from "./events.ts";
 import { CircuitOpenError, ShutdownError } from "./errors.ts";
-import type { RetryPolicy, Unit } from "./retry.ts";
-import { isRetryable } from "./retry.ts";
+import { retryIfSays, type RetryPolicy, type Unit } from "./retry.ts";
 
 /** What to do with a failed item. `"halt"` is `{ halt: "graceful" }`. */
 export type ErrorAction =
@@ -201,19 +200,6 @@ function normalise(action: unknown): Decision | undefined {
   const halt = (action as { halt?: unknown } | null)?.halt;
   if (halt === "graceful" || halt === "force") return { halt };
   return undefined;
-}
-
-function retryIfSays(unit: Unit, policy: RetryPolicy, error: unknown, attempt: number): boolean {
-  try {
-    return (policy.retryIf ?? isRetryable)(error, attempt) === true;
-  } catch (predicateError) {
-    unit.run.log("warn", "retryIf threw; not retrying", {
-      stage: unit.stage,
-      itemIds: unit.itemIds,
-      error: predicateError,
-    });
-    return false;
-  }
 }
 
 /** A decision as the action name the hooks and logs use. @internal */

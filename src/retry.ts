@@ -135,6 +135,11 @@ export async function withRetries<T>(
 
 function shouldRetry(unit: Unit, policy: RetryPolicy, error: unknown, attempt: number): boolean {
   if (error instanceof ShutdownError) return false;
+  return retryIfSays(unit, policy, error, attempt);
+}
+
+/** What the stage's `retryIf` says of a failed attempt; one that throws says no, and is logged. @internal */
+export function retryIfSays(unit: Unit, policy: RetryPolicy, error: unknown, attempt: number): boolean {
   try {
     return policy.retryIf(error, attempt) === true;
   } catch (predicateError) {

@@ -16,7 +16,7 @@ import {
   type ChildOf,
   type CommonStageOptions,
   defineStage,
-  retryPolicy,
+  itemSpecFields,
   type Stage,
   type StageSpec,
   taskLimitFields,
@@ -122,14 +122,7 @@ export function flatMapStage<I, O>(
   const build = (limited: readonly ResolvedTask[]): StageSpec => {
     const call = singleTaskAttempt(limited[0]);
     return {
-      name,
-      kind: "item",
-      concurrency: resolved.concurrency ?? 1,
-      ordered: resolved.ordered ?? true,
-      queueSize: resolved.queueSize,
-      batchSize: 1,
-      flushIntervalMs: undefined,
-      policy: retryPolicy(resolved),
+      ...itemSpecFields(name, resolved),
       attempt: (input, ctx) => {
         const result = call(input, ctx);
         return result instanceof Promise

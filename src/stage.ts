@@ -227,20 +227,41 @@ export function stage<I, O>(
   const byTask = tasks.length > 1 && resolved.retryScope !== "stage";
   const stageLimits = checkTaskLimits(name, tasks, resolved.taskConcurrency);
   const build = (limited: readonly ResolvedTask[]): StageSpec => ({
-    name,
-    kind: "item",
-    concurrency: resolved.concurrency ?? 1,
-    ordered: resolved.ordered ?? true,
-    queueSize: resolved.queueSize,
-    batchSize: 1,
-    flushIntervalMs: undefined,
+    ...itemSpecFields(name, resolved),
     policy,
     attempt: limited.length === 1 ? singleTaskAttempt(limited[0]) : (input, ctx) => runTasks(limited, input, ctx),
     runTaskByTask: byTask ? (input, unit, p = policy) => runTasksRetryingEach(limited, input, unit, p) : undefined,
     ...taskLimitFields(name, limited, stageLimits, build),
-    strategies: strategiesOf(resolved),
   });
   return defineStage(build(withStageSlots(name, tasks, stageLimits)));
+}
+
+/**
+ * The spec fields of an item stage (`stage()`, `flatMapStage()`) that come
+ * straight from its checked options, defaults filled in. @internal
+ */
+export function itemSpecFields(
+  name: string,
+  options: Parameters<typeof retryPolicy>[0] & Parameters<typeof strategiesOf>[0] & {
+    concurrency?: number;
+    ordered?: boolean;
+    queueSize?: number;
+  },
+): Pick<
+  StageSpec,
+  "name" | "kind" | "concurrency" | "ordered" | "queueSize" | "batchSize" | "flushIntervalMs" | "policy" | "strategies"
+> {
+  return {
+    name,
+    kind: "item",
+    concurrency: options.concurrency ?? 1,
+    ordered: options.ordered ?? true,
+    queueSize: options.queueSize,
+    batchSize: 1,
+    flushIntervalMs: undefined,
+    policy: retryPolicy(options),
+    strategies: strategiesOf(options),
+  };
 }
 
 /** Checks a stage's `taskConcurrency` against its task names. @internal */

@@ -213,7 +213,7 @@ export function toPrometheus(
  *
  * @example Node: a two-line adapter
  * ```ts ignore
- * import { createServer } from "node:http";
+ * const { createServer } = await import("node:http");
  * const handler = metricsHandler([pipeline]);
  * createServer(async (req, res) => {
  *   const response = handler(new Request(`http://${req.headers.host}${req.url}`, { method: req.method }));

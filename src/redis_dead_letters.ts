@@ -76,7 +76,6 @@ export function deadLetterFields(entry: DeadLetter): string[] {
  *
  * @example Dead letters and their acknowledgement in one transaction
  * ```ts
- * import process from "node:process";
  * import { Redis } from "ioredis";
  * import { DeadLetterSchema, PermanentError, Pipeline, stage } from "../mod.ts";
  * import { redisStreamSource, type RedisStreamEntry } from "./redis_source.ts";

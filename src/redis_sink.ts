@@ -85,7 +85,6 @@ interface Write {
  *
  * @example Copy entries from one stream to another, doubled
  * ```ts
- * import process from "node:process";
  * import { Redis } from "ioredis";
  * import { Pipeline, stage } from "../mod.ts";
  * import { redisStreamSource, type RedisStreamEntry } from "./redis_source.ts";

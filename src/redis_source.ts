@@ -413,7 +413,6 @@ function parseEntries(raw: unknown[]): RedisStreamEntry[] {
  *
  * @example Two entries through a pipeline, acknowledged when done
  * ```ts
- * import process from "node:process";
  * import { Redis } from "ioredis";
  * import { Pipeline, stage } from "../mod.ts";
  * import { redisStreamSource } from "./redis_source.ts";

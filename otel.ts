@@ -14,4 +14,11 @@
  */
 
 export { instrument, OTEL_METRICS } from "./src/otel.ts";
-export type { Instrumentation, InstrumentOptions, PipelineLike } from "./src/otel.ts";
+export type {
+  Instrumentation,
+  InstrumentOptions,
+  OtelAttributes,
+  OtelMeter,
+  OtelTracer,
+  PipelineLike,
+} from "./src/otel.ts";

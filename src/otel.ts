@@ -29,9 +29,9 @@ import { ConfigError, type ItemId, type Pipeline, type PipelineEvent } from "../
 /** Options of {@linkcode instrument}: give a `meter`, a `tracer`, or both. */
 export interface InstrumentOptions {
   /** Where the counters, histograms and gauges go (`meterProvider.getMeter("sluice")`). */
-  readonly meter?: Meter;
+  readonly meter?: OtelMeter;
   /** Where the spans go (`tracerProvider.getTracer("sluice")`). */
-  readonly tracer?: Tracer;
+  readonly tracer?: OtelTracer;
   /**
    * With a `tracer`: a span per item (`sluice.item`) with a child span per
    * attempt (`sluice.attempt <stage>`). Item ids must be unique among the
@@ -44,6 +44,56 @@ export interface InstrumentOptions {
    * @default {[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]}
    */
   readonly latencyBuckets?: readonly number[];
+}
+
+/** Attributes as sluice sets them on instruments and spans. */
+export type OtelAttributes = Readonly<Record<string, string | number>>;
+
+/**
+ * The part of an OpenTelemetry `Meter` that {@linkcode instrument} uses,
+ * spelled out so that sluice's public types do not pull in the API's: any
+ * `Meter` of `@opentelemetry/api` (`meterProvider.getMeter(name)`) is one.
+ */
+export interface OtelMeter {
+  /** Makes a counter. */
+  createCounter(
+    name: string,
+    options?: { description?: string; unit?: string },
+  ): { add(value: number, attributes?: OtelAttributes): void };
+  /** Makes a histogram. */
+  createHistogram(
+    name: string,
+    options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } },
+  ): { record(value: number, attributes?: OtelAttributes): void };
+  /** Makes an observable gauge. */
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
+  /** Observes several observables in one callback. */
+  addBatchObservableCallback(
+    callback: (result: { observe(observable: object, value: number, attributes?: OtelAttributes): void }) => void,
+    observables: object[],
+  ): void;
+  /** Undoes `addBatchObservableCallback`. */
+  removeBatchObservableCallback(
+    callback: (result: { observe(observable: object, value: number, attributes?: OtelAttributes): void }) => void,
+    observables: object[],
+  ): void;
+}
+
+/**
+ * The part of an OpenTelemetry `Tracer` that {@linkcode instrument} uses:
+ * any `Tracer` of `@opentelemetry/api` (`tracerProvider.getTracer(name)`) is one.
+ */
+export interface OtelTracer {
+  /** Starts a span; `context` is an OpenTelemetry `Context`. */
+  startSpan(
+    name: string,
+    options?: { startTime?: number; attributes?: OtelAttributes },
+    context?: unknown,
+  ): {
+    setAttribute(key: string, value: string | number): unknown;
+    setStatus(status: { code: number; message?: string }): unknown;
+    end(endTime?: number): void;
+  };
 }
 
 /** What {@linkcode instrument} returns. */
@@ -177,7 +227,9 @@ export function instrument(pipeline: PipelineLike, options: InstrumentOptions): 
   checkArguments(pipeline, options);
   const stops: (() => void)[] = [];
   const listeners: ((event: PipelineEvent) => void)[] = [];
-  const { meter, tracer } = options;
+  // The structural types above are the API's own, cut down; inside, the API's types are used as they are.
+  const meter = options.meter as Meter | undefined;
+  const tracer = options.tracer as Tracer | undefined;
   const stageNames = Object.keys(pipeline.getMetrics().stageMetrics);
   if (meter) {
     const metrics = new MetricsListener(pipeline.name, stageNames, meter, options.latencyBuckets ?? DEFAULT_BUCKETS);

@@ -1,5 +1,5 @@
 /**
- * `npm test`: type-check, lint, format check, then the one test suite under
+ * `npm test`: type-check, lint, format check, doc lint, then the one test suite under
  * Node, Deno and Bun. Prints each runtime's result and ends with one line,
  * `N passed, N failed`, adding them all up (a failed check counts as a
  * failure). Exits non-zero if anything failed.
@@ -124,6 +124,8 @@ if (!skipChecks && !only) {
   results.push(await check("type-check", bin("tsc"), ["-p", "."]));
   results.push(await check("lint", bin("deno"), ["lint"]));
   results.push(await check("format", bin("deno"), ["fmt", "--check"]));
+  // Every export documented, and no public type that references one not exported (JSR's score reads the same).
+  results.push(await check("doc-lint", bin("deno"), ["doc", "--lint", "mod.ts", "redis.ts", "otel.ts"]));
   results.push(await check("versions", process.execPath, ["--import", "tsx", "scripts/check_versions.ts"]));
 }
 const runtimes = { node, deno, bun };

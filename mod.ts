@@ -130,3 +130,31 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+export { Graph, graph, source } from "./src/graph.ts";
+export type { GraphCollectResult, GraphInput, GraphRun, GraphStream } from "./src/graph.ts";
+export type {
+  EdgeRef,
+  GraphBuilder,
+  GraphEdgeMetrics,
+  GraphMetrics,
+  GraphNodeMetrics,
+  GraphOptions,
+  GraphSources,
+  GraphTapMetrics,
+  Handle,
+  HandleType,
+  Joined,
+  JoinOptions,
+  NodeRef,
+  RouteHandles,
+  RouteKeyOptions,
+  RouteWhenOptions,
+  SourceDeclaration,
+  SourceType,
+  TapFn,
+  TapInfo,
+  TapOptions,
+} from "./src/graph_types.ts";
+export type { GraphNodeCounts, GraphNodeKind, GraphShape, GraphShapeEdge, GraphShapeNode } from "./src/graph_shape.ts";
+export { RouteError } from "./src/route.ts";
+export { JoinError } from "./src/join.ts";

@@ -328,6 +328,9 @@ export function graph<
       `Graph "${name}": the build function must return the outputs by name, { name: handle }; got ${show(outputs)}`,
     );
   }
-  for (const [output, from] of Object.entries(outputs)) recorder.output(output, from);
+  const taken = new Set(recorder.decl.nodes.map((node) => node.name));
+  for (const [output, from] of Object.entries(outputs)) {
+    recorder.output(taken.has(output) ? `${output}:out` : output, output, from);
+  }
   return new Graph(checkGraph(name, recorder.decl, options));
 }

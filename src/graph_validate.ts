@@ -39,6 +39,7 @@ export interface GraphPlan {
   readonly edges: readonly EdgeDecl[];
   readonly taps: readonly TapDecl[];
   readonly sources: readonly string[];
+  /** The outputs' names (an output's node is named the same, or `<name>:out` when a node has that name). */
   readonly outputs: readonly string[];
   /** Node names, each after every node that feeds it. */
   readonly order: readonly string[];
@@ -70,7 +71,7 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
     edges: decl.edges,
     taps: decl.taps,
     sources: decl.nodes.filter((node) => node.kind === "source").map((node) => node.name),
-    outputs: decl.nodes.filter((node) => node.kind === "output").map((node) => node.name),
+    outputs: decl.nodes.flatMap((node) => node.kind === "output" ? [node.output] : []),
     order,
   };
 }
@@ -91,7 +92,7 @@ function uniqueNodes(graph: string, nodes: readonly NodeDecl[]): Map<string, Nod
       fail(
         graph,
         `two nodes are named "${node.name}" (a ${other.kind} and a ${node.kind}); node names must be unique ` +
-          `(sources, stages, routes, joins and outputs share one namespace: rename one)`,
+          `(sources, stages, routes, broadcasts, merges and joins share one namespace: rename one)`,
         node.name,
         "name",
       );

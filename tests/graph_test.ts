@@ -236,7 +236,7 @@ test("graph() with several named sources and outputs as ReadableStreams", async 
 });
 
 test("graph() run takes one source alone when the graph has one, and names the sources when it has several", async () => {
-  const one = graph({ sources: { n: source<number>() } }, (b, { n }) => ({ n }));
+  const one = graph({ sources: { n: source<number>() } }, (_b, { n }) => ({ n }));
   assert.equal((await one.run([1, 2])).outputs.n, 2);
   assert.equal((await one.run({ n: [1] })).outputs.n, 1);
   const two = graph({ sources: { a: source<number>(), b: source<number>() } }, (b, { a, b: second }) => ({
@@ -295,9 +295,9 @@ test("graph() graceful and forced shutdown: every item still has its fate", asyn
   for (const force of [false, true]) {
     const stop = new AbortController();
     const started = deferred();
-    function* forever() {
+    const forever = function* () {
       for (let i = 0;; i++) yield i;
-    }
+    };
     const g = graph({ queueSize: 2, sources: { n: source<number>() } }, (b, { n }) => {
       const all = b.broadcast("all", n);
       const left = b.add(

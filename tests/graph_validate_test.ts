@@ -27,7 +27,7 @@ test("graph() validation: a cycle is a ConfigError with the cycle printed", () =
     const entry = b.merge<number>("entry", [n, "c"]);
     b.add(id("a"), entry);
     b.add(id("b"), "a");
-    const fan = b.broadcast("fan", "b");
+    const fan = b.broadcast<number>("fan", "b");
     b.add(id("c"), fan);
     return { out: fan };
   }, /it has a cycle: a → b → fan → c → entry → a; a graph must be acyclic/);

@@ -130,3 +130,15 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+// Graphs (issue 18): rendering and declarative config.
+export type {
+  GraphNodeCounts,
+  GraphNodeKind,
+  GraphShape,
+  GraphShapeEdge,
+  GraphShapeNode,
+  ShapeOptions,
+} from "./src/graph_shape.ts";
+export { toMermaid } from "./src/mermaid.ts";
+export type { MermaidOptions } from "./src/mermaid.ts";
+export { toOutline } from "./src/outline.ts";

@@ -44,10 +44,10 @@ const BRACKETS: Readonly<Record<GraphNodeKind, readonly [string, string]>> = {
 };
 
 /**
- * Renders `shape` as Mermaid flowchart text. Names and labels are escaped
- * (quotes, `#`, brackets, `<`, `>`, backticks and the like become Mermaid
- * entity codes), so any name draws as written; node ids are `n0`, `n1`, …
- * in the shape's order. Nodes that dead-lettered items get the `failed`
+ * Renders `shape` as Mermaid flowchart text. Names and labels are quoted
+ * and escaped (`"`, `&`, `<`, `>` and a `#` that would start an entity code
+ * become Mermaid entity codes), so any name draws as written; node ids are
+ * `n0`, `n1`, … in the shape's order, so a name such as `end` is no keyword. Nodes that dead-lettered items get the `failed`
  * class (a red outline). Counts are drawn when the shape carries them.
  *
  * @param shape The nodes and edges to draw.
@@ -75,7 +75,7 @@ const BRACKETS: Readonly<Record<GraphNodeKind, readonly [string, string]>> = {
  *   ],
  * });
  * console.assert(text.includes('n1{"by total"}'));
- * console.assert(text.includes('n1 -->|"#62; 100"| n2'));
+ * console.assert(text.includes('n1 -->|"#gt; 100"| n2'));
  * ```
  */
 export function toMermaid(shape: GraphShape, options: MermaidOptions = {}): string {
@@ -111,10 +111,18 @@ function edgeLine(from: string, to: string, edge: GraphShapeEdge, dotted: boolea
 }
 
 /**
- * Escapes text for a quoted Mermaid label: characters Mermaid's lexer or its
- * HTML labels would read become entity codes (`#34;`), and line breaks become
- * spaces. Letters in any script, digits and spaces stay as they are.
+ * Escapes text for a quoted Mermaid label, as little as will do (each entity
+ * code Mermaid decodes is one more thing its SVG-text edge labels show
+ * literally): `"`, `&`, `<` and `>` become entity codes, a `#` that would
+ * start one becomes `#35;`, a leading backtick (a Markdown string) `#96;`,
+ * and line breaks spaces. Everything else, letters in any script among it,
+ * stays as it is.
  */
 function escape(text: string): string {
-  return text.replace(/[\r\n\t]+/g, " ").replace(/["#&<>`|\\{}[\]()*_~;:]/g, (c) => `#${c.codePointAt(0)};`);
+  return text.replace(/[\r\n\t]+/g, " ")
+    .replace(/#(?=\w+;)/g, "#35;")
+    .replace(/["&<>]/g, (c) => ENTITIES[c])
+    .replace(/^`/, "#96;");
 }
+
+const ENTITIES: Readonly<Record<string, string>> = { '"': "#quot;", "&": "#amp;", "<": "#lt;", ">": "#gt;" };

@@ -142,3 +142,12 @@ export type {
 export { toMermaid } from "./src/mermaid.ts";
 export type { MermaidOptions } from "./src/mermaid.ts";
 export { toOutline } from "./src/outline.ts";
+export { configJsonSchema, configSchema, fromConfig, processor } from "./src/graph_config.ts";
+export type {
+  AnyProcessorDefinition,
+  FromConfigOptions,
+  PipelineConfig,
+  ProcessorDefinition,
+  ProcessorFn,
+  ProcessorRegistry,
+} from "./src/graph_config.ts";

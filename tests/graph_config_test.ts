@@ -227,3 +227,10 @@ test("config.schema.json is configJsonSchema()'s output (run scripts/config_sche
   const committed = readFileSync(join(root, "config.schema.json"), "utf8");
   assert.equal(committed, configSchemaText());
 });
+
+test("examples/orders.yaml, parsed by the yaml package, is a valid config (the example runs it)", async () => {
+  const { parse } = await import("yaml");
+  const config = parse(readFileSync(join(root, "examples", "orders.yaml"), "utf8")) as PipelineConfig;
+  assert.ok(configSchema.safeParse(config).success);
+  assert.deepEqual(config.processors.map((entry) => entry.type), ["json", "require", "currency", "warehouse"]);
+});

@@ -130,6 +130,34 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+// Graphs (issue 18).
+export { Graph, graph, source } from "./src/graph.ts";
+export type { GraphCollectResult, GraphInput, GraphRun, GraphStream } from "./src/graph.ts";
+export type {
+  EdgeRef,
+  GraphBuilder,
+  GraphEdgeMetrics,
+  GraphMetrics,
+  GraphNodeMetrics,
+  GraphOptions,
+  GraphSources,
+  GraphTapMetrics,
+  Handle,
+  HandleType,
+  Joined,
+  JoinOptions,
+  NodeRef,
+  RouteHandles,
+  RouteKeyOptions,
+  RouteWhenOptions,
+  SourceDeclaration,
+  SourceType,
+  TapFn,
+  TapInfo,
+  TapOptions,
+} from "./src/graph_types.ts";
+export { RouteError } from "./src/route.ts";
+export { JoinError } from "./src/join.ts";
 // Graphs (issue 18): rendering and declarative config.
 export type {
   GraphNodeCounts,

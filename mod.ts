@@ -170,12 +170,22 @@ export type {
 export { toMermaid } from "./src/mermaid.ts";
 export type { MermaidOptions } from "./src/mermaid.ts";
 export { toOutline } from "./src/outline.ts";
-export { configJsonSchema, configSchema, fromConfig, processor } from "./src/graph_config.ts";
+export {
+  configJsonSchema,
+  configSchema,
+  fromConfig,
+  graphConfigSchema,
+  pipelineConfigSchema,
+  processor,
+} from "./src/graph_config.ts";
 export type {
   AnyProcessorDefinition,
   FromConfigOptions,
+  FromGraphConfigOptions,
+  GraphConfig,
   PipelineConfig,
   ProcessorDefinition,
   ProcessorFn,
+  ProcessorKind,
   ProcessorRegistry,
 } from "./src/graph_config.ts";

@@ -26,6 +26,8 @@ import {
 import { ConfigError } from "./errors.ts";
 import { flatMapStage } from "./flat_map_stage.ts";
 import { type AnyStage, Pipeline, type PipelineOptions } from "./pipeline.ts";
+import { type Graph, graph, source } from "./graph.ts";
+import type { GraphOptions } from "./graph_types.ts";
 import { type Stage, stage } from "./stage.ts";
 
 // The schema: data only (no functions), so that it has a JSON Schema.
@@ -86,19 +88,19 @@ const pipelineOptions = z.strictObject({
 }, { error: "must be an object of pipeline options" });
 
 /**
- * The zod schema of a config: a pipeline's `name`, its `processors` in
+ * The zod schema of a pipeline's config: its `name`, its `processors` in
  * order (each a registered `type` with `parameters` and stage `options`) and
  * pipeline `options`. Data only, so it converts to JSON Schema.
  *
  * @example
  * ```ts
- * import { configSchema } from "./graph_config.ts";
+ * import { pipelineConfigSchema } from "./graph_config.ts";
  *
- * const parsed = configSchema.safeParse({ processors: [{ name: "parse", type: "json" }] });
+ * const parsed = pipelineConfigSchema.safeParse({ processors: [{ name: "parse", type: "json" }] });
  * console.assert(parsed.success);
  * ```
  */
-export const configSchema = z.strictObject({
+export const pipelineConfigSchema = z.strictObject({
   $schema: z.string().optional().describe("The JSON Schema this file follows, for editors."),
   name: nodeName.optional().describe('The pipeline\'s name. Default "pipeline".'),
   processors: z.array(processorConfig, { error: "must be an array of processors" })
@@ -107,8 +109,91 @@ export const configSchema = z.strictObject({
   options: pipelineOptions.optional().describe("Pipeline options."),
 }, { error: "must be an object with processors" }).describe("A sluice pipeline config (see fromConfig).");
 
-/** A config, as {@linkcode configSchema} describes it. */
-export type PipelineConfig = z.input<typeof configSchema>;
+/** A pipeline's config, as {@linkcode pipelineConfigSchema} describes it. */
+export type PipelineConfig = z.input<typeof pipelineConfigSchema>;
+
+const graphNode = processorConfig.extend({
+  kind: z.enum(["stage", "route", "broadcast", "merge", "join"], {
+    error: 'must be "stage", "route", "broadcast", "merge" or "join"',
+  }).optional().describe(
+    'What the node is. "stage" (the default) and "route" run a registered type; ' +
+      '"broadcast", "merge" and "join" need no type.',
+  ),
+  type: processorConfig.shape.type.optional()
+    .describe("The registered processor type (stage and route nodes; a route's type gives each item its branch)."),
+  branches: z.array(nodeName, { error: "must be an array of branch names" })
+    .min(1, { error: "must name at least one branch" }).optional()
+    .describe("Route nodes: the branch names its type's key function may return."),
+  default: nodeName.optional().describe("Route nodes: the branch for keys not in branches."),
+  timeoutMs: positiveMs.optional()
+    .describe("Join nodes: dead-letter a partial join this long after its first branch arrived."),
+});
+
+const nodeRef = z.strictObject({
+  from: nodeName.describe("A source's or a node's name."),
+  branch: nodeName.optional().describe("When from is a route: which of its branches."),
+}, { error: "must be an object with from" });
+
+const connection = nodeRef.extend({
+  to: nodeName.describe("The node that takes the items."),
+  as: nodeName.optional().describe("When to is a join: the branch's name in the joined object. Default: from."),
+});
+
+/**
+ * The zod schema of a graph's config: its `sources` by name, its nodes
+ * (`processors`: stages and routes of registered types, broadcasts, merges
+ * and joins), the `connections` between them, its `outputs` and graph
+ * `options`. Data only, so it converts to JSON Schema.
+ *
+ * @example
+ * ```ts
+ * import { graphConfigSchema } from "./graph_config.ts";
+ *
+ * const parsed = graphConfigSchema.safeParse({
+ *   sources: ["lines"],
+ *   processors: [{ name: "parse", type: "json" }],
+ *   connections: [{ from: "lines", to: "parse" }],
+ *   outputs: { parsed: "parse" },
+ * });
+ * console.assert(parsed.success);
+ * ```
+ */
+export const graphConfigSchema = z.strictObject({
+  $schema: z.string().optional().describe("The JSON Schema this file follows, for editors."),
+  name: nodeName.optional().describe('The graph\'s name. Default "graph".'),
+  sources: z.array(nodeName, { error: "must be an array of source names" })
+    .min(1, { error: "must name at least one source" })
+    .describe("The graph's sources, by name: run() takes one source per name."),
+  processors: z.array(graphNode, { error: "must be an array of nodes" })
+    .min(1, { error: "must hold at least one node" })
+    .describe("The graph's nodes."),
+  connections: z.array(connection, { error: "must be an array of connections" })
+    .describe("The edges: items flow from a source or node to a node."),
+  outputs: z.record(nodeName, z.union([nodeName, nodeRef], { error: "must be a node's name or { from, branch }" }), {
+    error: "must be an object of output names to node names",
+  }).describe("The graph's outputs: output name → the node (or route branch) it reads."),
+  options: z.strictObject({
+    queueSize: pipelineOptions.shape.queueSize,
+    deadLetterQueue: pipelineOptions.shape.deadLetterQueue,
+  }, { error: "must be an object of graph options" }).optional().describe("Graph options."),
+}, { error: "must be an object with sources, processors, connections and outputs" })
+  .describe("A sluice graph config (see fromConfig).");
+
+/** A graph's config, as {@linkcode graphConfigSchema} describes it. */
+export type GraphConfig = z.input<typeof graphConfigSchema>;
+
+/**
+ * The zod schema of any config: a pipeline's ({@linkcode pipelineConfigSchema})
+ * or, when it has `sources`, a graph's ({@linkcode graphConfigSchema}).
+ *
+ * @example
+ * ```ts
+ * import { configSchema } from "./graph_config.ts";
+ *
+ * console.assert(configSchema.safeParse({ processors: [{ name: "parse", type: "json" }] }).success);
+ * ```
+ */
+export const configSchema = z.union([pipelineConfigSchema, graphConfigSchema]);
 
 /**
  * The config's JSON Schema (draft 2020-12), for editors: point a JSON or
@@ -138,14 +223,20 @@ export type PipelineConfig = z.input<typeof configSchema>;
 export function configJsonSchema(registry?: ProcessorRegistry): Record<string, unknown> {
   if (registry === undefined) return z.toJSONSchema(configSchema, { io: "input" });
   checkRegistry(registry);
-  const types = Object.entries(registry).map(([type, definition]) =>
-    processorConfig.extend({
-      type: z.literal(type).describe(definition.description ?? `The registered processor type "${type}".`),
-      parameters: (definition.parameters ?? z.record(z.string(), z.unknown())).optional(),
-    })
-  );
-  const processors = types.length === 1 ? types[0] : z.union(types);
-  const schema = configSchema.extend({ processors: z.array(processors).min(1) });
+  const typed = <T extends typeof processorConfig | typeof graphNode>(base: T, optional: boolean) => {
+    const types = Object.entries(registry).map(([type, definition]) => {
+      const literal = z.literal(type).describe(definition.description ?? `The registered processor type "${type}".`);
+      return base.extend({
+        type: optional ? literal.optional() : literal,
+        parameters: (definition.parameters ?? z.record(z.string(), z.unknown())).optional(),
+      });
+    });
+    return types.length === 1 ? types[0] : z.union(types);
+  };
+  const schema = z.union([
+    pipelineConfigSchema.extend({ processors: z.array(typed(processorConfig, false)).min(1) }),
+    graphConfigSchema.extend({ processors: z.array(typed(graphNode, true)).min(1) }),
+  ]);
   return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
 }
 
@@ -163,10 +254,12 @@ export interface ProcessorDefinition<P = Record<string, unknown>> {
   /**
    * What the function is: a `stage` (one item in, one out), a `batch`
    * (`batchStage`: items in, outputs or nothing out; needs `batchSize`) or a
-   * `flatMap` (`flatMapStage`: one item in, zero or more out).
+   * `flatMap` (`flatMapStage`: one item in, zero or more out); or, for a
+   * graph's route nodes, a `route`: the function gives each item its branch's
+   * name.
    * @default {"stage"}
    */
-  readonly kind?: "stage" | "batch" | "flatMap";
+  readonly kind?: ProcessorKind;
   /** One line about the type, for the JSON Schema and error messages. */
   readonly description?: string;
   /**
@@ -182,10 +275,13 @@ export interface ProcessorDefinition<P = Record<string, unknown>> {
 /** Processor types by name, for {@linkcode fromConfig}. */
 export type ProcessorRegistry = Readonly<Record<string, AnyProcessorDefinition>>;
 
+/** What a processor type's function is: see {@linkcode ProcessorDefinition.kind}. */
+export type ProcessorKind = "stage" | "batch" | "flatMap" | "route";
+
 /** A {@linkcode ProcessorDefinition} of any parameters. */
 export interface AnyProcessorDefinition {
   /** See {@linkcode ProcessorDefinition.kind}. */
-  readonly kind?: "stage" | "batch" | "flatMap";
+  readonly kind?: ProcessorKind;
   /** See {@linkcode ProcessorDefinition.description}. */
   readonly description?: string;
   /** See {@linkcode ProcessorDefinition.parameters}. */
@@ -289,14 +385,76 @@ export type FromConfigOptions = Omit<PipelineOptions<readonly AnyStage[]>, "stag
 export function fromConfig<I = unknown, O = unknown>(
   config: PipelineConfig,
   registry: ProcessorRegistry,
-  options: FromConfigOptions = {},
-): Pipeline<readonly [Stage<I, O>]> {
+  options?: FromConfigOptions,
+): Pipeline<readonly [Stage<I, O>]>;
+/**
+ * Builds a graph from a config with `sources`: stage and route nodes of
+ * registered types, broadcasts, merges and joins, joined by `connections`
+ * and read by `outputs`. See the first overload, and {@linkcode graph}.
+ *
+ * @typeParam In Each source's item type, by source name (the config cannot tell; say it).
+ * @typeParam Out Each output's item type, by output name.
+ * @param config The config: an object as {@linkcode graphConfigSchema} describes.
+ * @param registry The processor types the config may name.
+ * @param options Graph options that are code rather than data.
+ * @returns A graph, ready to run.
+ * @throws {ConfigError} for any mistake, at its path in the config; the
+ * graph's own checks (a cycle, an unreachable node, …) at the node's path.
+ *
+ * @example Route by a registered key function
+ * ```ts
+ * import { fromConfig, type GraphConfig, processor } from "./graph_config.ts";
+ *
+ * const registry = {
+ *   parity: processor({ kind: "route", create: () => (n: number) => n % 2 === 0 ? "even" : "odd" }),
+ *   triple: processor({ create: () => (n: number) => n * 3 }),
+ * };
+ * const config: GraphConfig = {
+ *   sources: ["numbers"],
+ *   processors: [
+ *     { name: "split", kind: "route", type: "parity", branches: ["even", "odd"] },
+ *     { name: "triple", type: "triple" },
+ *   ],
+ *   connections: [{ from: "numbers", to: "split" }, { from: "split", branch: "odd", to: "triple" }],
+ *   outputs: { even: { from: "split", branch: "even" }, tripled: "triple" },
+ * };
+ * const g = fromConfig<{ numbers: number }, { even: number; tripled: number }>(config, registry);
+ * const { outputs } = await g.collect([1, 2, 3]);
+ * console.assert(outputs.even.join() === "2" && outputs.tripled.join() === "3,9");
+ * ```
+ */
+export function fromConfig<In = Record<string, unknown>, Out = Record<string, unknown>>(
+  config: GraphConfig,
+  registry: ProcessorRegistry,
+  options?: FromGraphConfigOptions,
+): Graph<In, Out>;
+export function fromConfig(
+  config: PipelineConfig | GraphConfig,
+  registry: ProcessorRegistry,
+  options: FromConfigOptions | FromGraphConfigOptions = {},
+): Pipeline<readonly AnyStage[]> | Graph<unknown, unknown> {
   checkRegistry(registry);
-  const parsed = configSchema.safeParse(config);
-  if (!parsed.success) {
-    throw configError(config, parsed.error.issues.map((issue) => problemOf(issue, configSchema, config)), parsed.error);
-  }
-  const checked = parsed.data;
+  const isGraph = typeof config === "object" && config !== null && !Array.isArray(config) && "sources" in config;
+  return isGraph
+    ? graphFromConfig(config as GraphConfig, registry, options as FromGraphConfigOptions)
+    : pipelineFromConfig(config as PipelineConfig, registry, options as FromConfigOptions);
+}
+
+/** Options of {@linkcode fromConfig} for a graph: the graph options that are code, not data. */
+export type FromGraphConfigOptions = Omit<GraphOptions<unknown>, "sources" | "name">;
+
+function parsedOrThrow<T>(schema: z.ZodType<T>, config: unknown): T {
+  const parsed = schema.safeParse(config);
+  if (parsed.success) return parsed.data;
+  throw configError(config, parsed.error.issues.map((issue) => problemOf(issue, schema, config)), parsed.error);
+}
+
+function pipelineFromConfig(
+  config: PipelineConfig,
+  registry: ProcessorRegistry,
+  options: FromConfigOptions,
+): Pipeline<readonly AnyStage[]> {
+  const checked = parsedOrThrow(pipelineConfigSchema, config);
   const problems: Problem[] = [];
   const made = checked.processors.map((entry, index) => makeStage(entry, index, registry, problems));
   problems.push(...duplicateNames(checked.processors));
@@ -309,11 +467,217 @@ export function fromConfig<I = unknown, O = unknown>(
       ...options,
       ...(checked.name === undefined ? {} : { name: checked.name }),
       stages: made as readonly AnyStage[],
-    }) as unknown as Pipeline<readonly [Stage<I, O>]>;
+    });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     throw configError(config, [{ path: ["options", ...error.field.split(".")], message: error.message }], error);
   }
+}
+
+type CheckedGraph = z.output<typeof graphConfigSchema>;
+type CheckedNode = CheckedGraph["processors"][number];
+
+/** Fields that belong to one kind of node only, and the kinds they belong to. */
+const NODE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  type: ["stage", "route"],
+  parameters: ["stage", "route"],
+  options: ["stage"],
+  branches: ["route"],
+  default: ["route"],
+  timeoutMs: ["join"],
+};
+
+function graphFromConfig(
+  config: GraphConfig,
+  registry: ProcessorRegistry,
+  options: FromGraphConfigOptions,
+): Graph<unknown, unknown> {
+  const checked = parsedOrThrow(graphConfigSchema, config);
+  const problems: Problem[] = [];
+  const nodes = new Map(checked.processors.map((node, index) => [node.name, { node, index }]));
+  const built = new Map<string, AnyStage | ProcessorFn>();
+  checked.processors.forEach((node, index) => {
+    const made = makeNode(node, index, registry, problems);
+    if (made) built.set(node.name, made);
+  });
+  problems.push(...duplicateNames(checked.processors, checked.sources));
+  problems.push(...checkConnections(checked, nodes));
+  if (problems.length > 0) throw configError(config, problems);
+  const inputsOf = (name: string) => checked.connections.filter((edge) => edge.to === name);
+  const ref = (edge: { from: string; branch?: string }) =>
+    edge.branch === undefined ? edge.from : { node: edge.from, port: edge.branch };
+  try {
+    return graph({
+      ...(checked.name === undefined ? {} : { name: checked.name }),
+      ...checked.options,
+      ...options,
+      sources: Object.fromEntries(checked.sources.map((name) => [name, source<unknown>()])),
+    }, (b) => {
+      for (const node of checked.processors) {
+        const inputs = inputsOf(node.name);
+        const kind = node.kind ?? "stage";
+        if (kind === "stage") {
+          b.add(built.get(node.name) as AnyStage);
+          for (const edge of inputs) b.connect(ref(edge), node.name);
+        } else if (kind === "route") {
+          b.route(node.name, ref(inputs[0]), {
+            branches: node.branches ?? [],
+            key: built.get(node.name) as (value: unknown) => string,
+            ...(node.default === undefined ? {} : { default: node.default }),
+          });
+        } else if (kind === "broadcast") b.broadcast(node.name, ref(inputs[0]));
+        else if (kind === "merge") b.merge(node.name, inputs.map(ref));
+        else {
+          const branches = Object.fromEntries(inputs.map((edge) => [edge.as ?? edge.from, ref(edge)]));
+          b.join(node.name, branches, node.timeoutMs === undefined ? {} : { timeoutMs: node.timeoutMs });
+        }
+      }
+      return Object.fromEntries(
+        Object.entries(checked.outputs).map(([name, from]) => [name, typeof from === "string" ? from : ref(from)]),
+      );
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const at = error.stage === undefined ? undefined : nodes.get(error.stage);
+    throw configError(
+      config,
+      [{ path: at ? ["processors", at.index] : ["connections"], message: error.message }],
+      error,
+    );
+  }
+}
+
+/** A graph node's stage (stage nodes) or key function (route nodes); nothing for the others. */
+function makeNode(
+  node: CheckedNode,
+  index: number,
+  registry: ProcessorRegistry,
+  problems: Problem[],
+): AnyStage | ProcessorFn | undefined {
+  const kind = node.kind ?? "stage";
+  const at = ["processors", index];
+  const before = problems.length;
+  for (const [field, kinds] of Object.entries(NODE_FIELDS)) {
+    if (node[field as keyof CheckedNode] !== undefined && !kinds.includes(kind)) {
+      problems.push({
+        path: [...at, field],
+        message: `belongs to ${kinds.join(" and ")} nodes, not to a ${kind} node`,
+      });
+    }
+  }
+  if ((kind === "stage" || kind === "route") && node.type === undefined) {
+    problems.push({ path: [...at, "type"], message: `a ${kind} node needs a registered type` });
+  }
+  if (kind === "route" && node.branches === undefined) {
+    problems.push({ path: [...at, "branches"], message: "a route node needs the branch names its type may return" });
+  }
+  if (problems.length > before || (kind !== "stage" && kind !== "route")) return undefined;
+  const type = node.type!;
+  const definition = Object.hasOwn(registry, type) ? registry[type] : undefined;
+  const isRoute = definition?.kind === "route";
+  if (definition && isRoute !== (kind === "route")) {
+    problems.push({
+      path: [...at, "type"],
+      message: kind === "route"
+        ? `type ${JSON.stringify(type)} is a ${definition.kind ?? "stage"} type; a route node needs a route type`
+        : `type ${JSON.stringify(type)} is a route type; use it in a node with kind: route`,
+    });
+    return undefined;
+  }
+  if (kind === "stage") return makeStage({ ...node, type }, index, registry, problems);
+  if (!definition) {
+    problems.push({ path: [...at, "type"], message: unknownType(type, registry) });
+    return undefined;
+  }
+  const parameters = checkParameters(definition, node.parameters, [...at, "parameters"], problems);
+  if (problems.length > before) return undefined;
+  return createFn(definition, type, parameters, at, problems);
+}
+
+/** Each connection's ends name a source or node, a branch names a route's branch, `as` feeds a join. */
+function checkConnections(
+  checked: CheckedGraph,
+  nodes: ReadonlyMap<string, { node: CheckedNode; index: number }>,
+): Problem[] {
+  const problems: Problem[] = [];
+  const sources = new Set(checked.sources);
+  const names = [...checked.sources, ...nodes.keys()];
+  const end = (path: readonly PropertyKey[], from: { from: string; branch?: string }) => {
+    const node = nodes.get(from.from)?.node;
+    if (!node && !sources.has(from.from)) {
+      problems.push({ path: [...path, "from"], message: notANode(from.from, names) });
+    } else if (from.branch !== undefined) {
+      const branches = node?.kind === "route" ? [...node.branches ?? [], ...(node.default ? [node.default] : [])] : [];
+      if (!branches.includes(from.branch)) {
+        problems.push({
+          path: [...path, "branch"],
+          message: node?.kind === "route"
+            ? `${JSON.stringify(from.branch)} is not a branch of route ${JSON.stringify(from.from)}; its branches are ${
+              branches.map((b) => JSON.stringify(b)).join(", ")
+            }`
+            : `${JSON.stringify(from.from)} is not a route, so it has no branches`,
+        });
+      }
+    }
+  };
+  checked.connections.forEach((edge, index) => {
+    const path = ["connections", index];
+    end(path, edge);
+    const to = nodes.get(edge.to)?.node;
+    if (!to) {
+      problems.push({
+        path: [...path, "to"],
+        message: sources.has(edge.to)
+          ? `${JSON.stringify(edge.to)} is a source; nothing flows into a source`
+          : notANode(edge.to, [...nodes.keys()]),
+      });
+    } else if (edge.as !== undefined && to.kind !== "join") {
+      problems.push({
+        path: [...path, "as"],
+        message: `names a join's branch, and ${JSON.stringify(edge.to)} is no join`,
+      });
+    }
+  });
+  for (const [name, from] of Object.entries(checked.outputs)) {
+    end(["outputs", name], typeof from === "string" ? { from } : from);
+  }
+  for (const [name, { node, index }] of nodes) {
+    const message = inputProblem(node.kind ?? "stage", name, checked.connections.filter((edge) => edge.to === name));
+    if (message) problems.push({ path: ["processors", index], message });
+  }
+  return problems;
+}
+
+/** What is wrong with the connections into a node, if anything: each kind takes so many. */
+function inputProblem(
+  kind: string,
+  name: string,
+  inputs: readonly { from: string; as?: string }[],
+): string | undefined {
+  const count = `${JSON.stringify(name)} has ${inputs.length}`;
+  if (kind === "merge") {
+    return inputs.length === 0 ? `a merge node takes one connection in or more; ${count}` : undefined;
+  }
+  if (kind === "join") {
+    if (inputs.length < 2) return `a join node takes two connections in or more; ${count}`;
+    const branches = inputs.map((edge) => edge.as ?? edge.from);
+    const twice = branches.find((branch, i) => branches.indexOf(branch) !== i);
+    return twice === undefined
+      ? undefined
+      : `two connections into join ${JSON.stringify(name)} are its branch ${JSON.stringify(twice)}; ` +
+        `give one another name with "as"`;
+  }
+  if (inputs.length === 1) return undefined;
+  const from = inputs.map((edge) => JSON.stringify(edge.from)).join(", ");
+  return `a ${kind} node takes exactly one connection in; ${count}` +
+    (inputs.length > 1 ? ` (from ${from}): add a merge node for them` : ": connect a source or node to it");
+}
+
+function notANode(name: string, names: readonly string[]): string {
+  const near = names.find((other) => editDistance(other.toLowerCase(), name.toLowerCase()) <= 2);
+  return `${JSON.stringify(name)} is not a source or node of the config; ${
+    near ? `did you mean ${JSON.stringify(near)}? ` : ""
+  }they are ${names.map((n) => JSON.stringify(n)).join(", ")}`;
 }
 
 /** One mistake: where in the config, and what. */
@@ -338,6 +702,13 @@ function makeStage(
     return undefined;
   }
   const kind = definition.kind ?? "stage";
+  if (kind === "route") {
+    problems.push({
+      path: [...at, "type"],
+      message: `type ${JSON.stringify(entry.type)} is a route type: graphs only`,
+    });
+    return undefined;
+  }
   const options = entry.options ?? {};
   const before = problems.length;
   if (kind === "batch" && options.batchSize === undefined) {
@@ -353,17 +724,8 @@ function makeStage(
   }
   const parameters = checkParameters(definition, entry.parameters, [...at, "parameters"], problems);
   if (problems.length > before) return undefined;
-  let fn: ProcessorFn;
-  try {
-    fn = definition.create(parameters as never);
-  } catch (error) {
-    problems.push({ path: at, message: `type "${entry.type}" could not be made: ${(error as Error)?.message}` });
-    return undefined;
-  }
-  if (typeof fn !== "function") {
-    problems.push({ path: at, message: `type "${entry.type}"'s create() must return a function; got ${show(fn)}` });
-    return undefined;
-  }
+  const fn = createFn(definition, entry.type, parameters, at, problems);
+  if (!fn) return undefined;
   try {
     return wrap(kind, entry.name, fn, options);
   } catch (error) {
@@ -371,6 +733,26 @@ function makeStage(
     problems.push({ path: [...at, "options", ...error.field.split(".")], message: error.message });
     return undefined;
   }
+}
+
+/** The function `definition` makes from `parameters`, or `undefined` with the problem pushed. */
+function createFn(
+  definition: AnyProcessorDefinition,
+  type: string,
+  parameters: unknown,
+  at: readonly PropertyKey[],
+  problems: Problem[],
+): ProcessorFn | undefined {
+  let fn: ProcessorFn;
+  try {
+    fn = definition.create(parameters as never);
+  } catch (error) {
+    problems.push({ path: at, message: `type "${type}" could not be made: ${(error as Error)?.message}` });
+    return undefined;
+  }
+  if (typeof fn === "function") return fn;
+  problems.push({ path: at, message: `type "${type}"'s create() must return a function; got ${show(fn)}` });
+  return undefined;
 }
 
 function wrap(
@@ -400,9 +782,18 @@ function checkParameters(
   return undefined;
 }
 
-function duplicateNames(processors: readonly CheckedProcessor[]): Problem[] {
+function duplicateNames(processors: readonly { readonly name: string }[], sources: readonly string[] = []): Problem[] {
   const first = new Map<string, number>();
   const problems: Problem[] = [];
+  const taken = new Set(sources);
+  processors.forEach((entry, index) => {
+    if (taken.has(entry.name)) {
+      problems.push({
+        path: ["processors", index, "name"],
+        message: `${JSON.stringify(entry.name)} is a source's name too; names must be unique`,
+      });
+    }
+  });
   processors.forEach((entry, index) => {
     const earlier = first.get(entry.name);
     if (earlier === undefined) first.set(entry.name, index);
@@ -522,8 +913,8 @@ function checkRegistry(registry: unknown): asserts registry is ProcessorRegistry
       ? `must be a processor definition ({ create, parameters?, kind? }); got ${show(d)}`
       : typeof d.create !== "function"
       ? `.create must be a function making the processor's function; got ${show(d.create)}`
-      : d.kind !== undefined && !["stage", "batch", "flatMap"].includes(d.kind)
-      ? `.kind must be "stage", "batch" or "flatMap"; got ${show(d.kind)}`
+      : d.kind !== undefined && !["stage", "batch", "flatMap", "route"].includes(d.kind)
+      ? `.kind must be "stage", "batch", "flatMap" or "route"; got ${show(d.kind)}`
       : d.parameters !== undefined && typeof (d.parameters as { safeParse?: unknown }).safeParse !== "function"
       ? `.parameters must be a zod schema; got ${show(d.parameters)}`
       : undefined;

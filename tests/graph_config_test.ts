@@ -9,6 +9,8 @@ import {
   configSchema,
   type DeadLetter,
   fromConfig,
+  Graph,
+  type GraphConfig,
   PermanentError,
   type PipelineConfig,
   processor,
@@ -197,23 +199,46 @@ test("fromConfig() reports a registry mistake, and a create() that throws, as Co
   assert.equal(error.message, 'Config: processors[0]: type "broken" could not be made: no connection string');
 });
 
-test("configJsonSchema() accepts what configSchema accepts and describes each field for editors", () => {
-  const schema = configJsonSchema() as {
-    properties: { processors: { items: { properties: Record<string, { description?: string }> } } };
-    additionalProperties: boolean;
-  };
-  assert.equal(schema.additionalProperties, false);
-  const fields = schema.properties.processors.items.properties;
+interface JsonObject {
+  readonly anyOf: readonly {
+    readonly additionalProperties: boolean;
+    readonly required: readonly string[];
+    readonly properties: Record<string, { readonly items: { anyOf?: readonly JsonType[] } & JsonType }>;
+  }[];
+}
+interface JsonType {
+  readonly properties: Record<
+    string,
+    { readonly description?: string; readonly const?: string } & Record<string, unknown>
+  >;
+}
+
+test("configJsonSchema() describes a pipeline's config or a graph's, each field with a description for editors", () => {
+  const [pipeline, graph] = (configJsonSchema() as unknown as JsonObject).anyOf;
+  assert.equal(pipeline.additionalProperties, false);
+  assert.deepEqual(pipeline.required, ["processors"]);
+  assert.deepEqual(graph.required, ["sources", "processors", "connections", "outputs"]);
+  const fields = pipeline.properties.processors.items.properties;
   assert.deepEqual(Object.keys(fields), ["name", "type", "parameters", "options"]);
   assert.ok(Object.values(fields).every((field) => typeof field.description === "string"));
+  const nodeFields = graph.properties.processors.items.properties;
+  assert.deepEqual(Object.keys(nodeFields), [
+    "name",
+    "type",
+    "parameters",
+    "options",
+    "kind",
+    "branches",
+    "default",
+    "timeoutMs",
+  ]);
   assert.ok(configSchema.safeParse({ processors: [{ name: "p", type: "parse" }] }).success);
+  assert.ok(configSchema.safeParse(ordersGraph()).success);
 });
 
 test("configJsonSchema(registry) makes type one of the registry's, with each type's parameters", () => {
-  const schema = configJsonSchema(registry) as {
-    properties: { processors: { items: { anyOf: { properties: Record<string, Record<string, unknown>> }[] } } };
-  };
-  const types = schema.properties.processors.items.anyOf;
+  const [pipeline] = (configJsonSchema(registry) as unknown as JsonObject).anyOf;
+  const types = pipeline.properties.processors.items.anyOf!;
   assert.deepEqual(types.map((type) => type.properties.type.const), ["parse", "change", "words", "load", "refuse"]);
   const change = types[1].properties;
   assert.equal(change.type.description, "Changes a string's case");
@@ -233,4 +258,102 @@ test("examples/orders.yaml, parsed by the yaml package, is a valid config (the e
   const config = parse(readFileSync(join(root, "examples", "orders.yaml"), "utf8")) as PipelineConfig;
   assert.ok(configSchema.safeParse(config).success);
   assert.deepEqual(config.processors.map((entry) => entry.type), ["json", "require", "currency", "warehouse"]);
+});
+
+type Order = { id: number; total: number };
+const graphRegistry = {
+  byTotal: processor({
+    kind: "route",
+    parameters: z.object({ limit: z.number() }),
+    create: ({ limit }) => (order: Order) => order.total > limit ? "big" : "small",
+  }),
+  risk: processor({ create: () => (order: Order) => order.total / 1000 }),
+  audit: processor({ create: () => (order: Order) => `audit ${order.id}` }),
+  id: processor({ create: () => (order: Order) => order.id }),
+  double: processor({ create: () => (n: number) => n * 2 }),
+} satisfies ProcessorRegistry;
+
+/** A route, a broadcast into two stages, and a join of them. */
+function ordersGraph(): GraphConfig {
+  return {
+    name: "orders",
+    sources: ["orders"],
+    processors: [
+      { name: "by total", kind: "route", type: "byTotal", parameters: { limit: 100 }, branches: ["big", "small"] },
+      { name: "fan out", kind: "broadcast" },
+      { name: "risk", type: "risk" },
+      { name: "audit", type: "audit", options: { concurrency: 2 } },
+      { name: "together", kind: "join", timeoutMs: 1000 },
+      { name: "fast lane", type: "id" },
+    ],
+    connections: [
+      { from: "orders", to: "by total" },
+      { from: "by total", branch: "big", to: "fan out" },
+      { from: "fan out", to: "risk" },
+      { from: "fan out", to: "audit" },
+      { from: "risk", to: "together" },
+      { from: "audit", to: "together", as: "log" },
+      { from: "by total", branch: "small", to: "fast lane" },
+    ],
+    outputs: { reviewed: "together", cheap: "fast lane" },
+  };
+}
+
+test("fromConfig() builds a graph from a config with sources: a route, a broadcast and a join", async () => {
+  const g = fromConfig<{ orders: Order }, { reviewed: { risk: number; log: string }; cheap: number }>(
+    ordersGraph(),
+    graphRegistry,
+  );
+  assert.ok(g instanceof Graph);
+  const { outputs, metrics } = await g.collect(Array.from({ length: 5 }, (_, i) => ({ id: i, total: i * 40 })));
+  assert.deepEqual(outputs.cheap, [0, 1, 2]);
+  assert.deepEqual(
+    outputs.reviewed.sort((a, b) => a.risk - b.risk),
+    [{ risk: 0.12, log: "audit 3" }, { risk: 0.16, log: "audit 4" }],
+  );
+  assert.equal(metrics.totalIngested, 5);
+  assert.deepEqual(
+    g.shape().edges.map((edge) => `${edge.from}>${edge.to}${edge.label ? `[${edge.label}]` : ""}`).slice(0, 2),
+    ["orders>by total", "by total>fan out[big]"],
+  );
+});
+
+test("fromConfig() reports a graph's mistakes at their paths: kinds, branches, connections, inputs", () => {
+  const config = structuredClone(ordersGraph()) as GraphConfig & { processors: Record<string, unknown>[] };
+  config.processors[1].type = "risk";
+  config.processors[2].kind = "route";
+  config.connections[1] = { ...config.connections[1], branch: "bg" };
+  config.connections[3] = { ...config.connections[3], to: "adit" };
+  config.connections.push({ from: "fast lane", to: "orders" });
+  const error = configErrorOf(() => fromConfig(config, graphRegistry));
+  assert.deepEqual(error.message.split("\n"), [
+    'Config "orders" has 6 problems:',
+    "  processors[1].type: belongs to stage and route nodes, not to a broadcast node",
+    "  processors[2].branches: a route node needs the branch names its type may return",
+    '  connections[1].branch: "bg" is not a branch of route "by total"; its branches are "big", "small"',
+    '  connections[3].to: "adit" is not a source or node of the config; did you mean "audit"? ' +
+    'they are "by total", "fan out", "risk", "audit", "together", "fast lane"',
+    '  connections[7].to: "orders" is a source; nothing flows into a source',
+    '  processors[3]: a stage node takes exactly one connection in; "audit" has 0: connect a source or node to it',
+  ]);
+  assert.equal(error.field, "processors.1.type");
+});
+
+test("fromConfig() reports the graph's own checks (a cycle) at the node's path, and route types used as stages", () => {
+  const cycle: GraphConfig = {
+    name: "loop",
+    sources: ["numbers"],
+    processors: [{ name: "both", kind: "merge" }, { name: "a", type: "double" }, { name: "b", type: "double" }],
+    connections: [
+      { from: "numbers", to: "both" },
+      { from: "b", to: "both" },
+      { from: "both", to: "a" },
+      { from: "a", to: "b" },
+    ],
+    outputs: { out: "a" },
+  };
+  const error = configErrorOf(() => fromConfig(cycle, graphRegistry));
+  assert.match(error.message, /^Config "loop": (processors\[\d\]|connections): Graph "loop".*cycle/);
+  const misuse = configErrorOf(() => fromConfig({ processors: [{ name: "r", type: "byTotal" }] }, graphRegistry));
+  assert.equal(misuse.message, 'Config: processors[0].type: type "byTotal" is a route type: graphs only');
 });

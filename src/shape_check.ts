@@ -78,15 +78,16 @@ export function checkShape(shape: GraphShape, renderer: string): ReadonlySet<str
 }
 
 /**
- * A node's counts as text: "in 10 · done 9 · failed 1 · in flight 0" (a
- * filtered count when above 0); a source or output just "10 items".
+ * A node's counts as text: "in 10 · done 9 · failed 1", with "filtered"
+ * and "in flight" counts when above 0; a source or an output just the items
+ * it gave or received, "10 items".
  * @internal
  */
 export function countsText(node: GraphShapeNode, counts: GraphNodeCounts): string {
-  if (node.kind === "source" || node.kind === "output") return items(counts.ingested);
+  if (node.kind === "source" || node.kind === "output") return items(counts.completed);
   const parts = [`in ${counts.ingested}`, `done ${counts.completed}`, `failed ${counts.failed}`];
   if (counts.filtered) parts.push(`filtered ${counts.filtered}`);
-  parts.push(`in flight ${counts.inFlight}`);
+  if (counts.inFlight) parts.push(`in flight ${counts.inFlight}`);
   return parts.join(" · ");
 }
 

@@ -118,10 +118,10 @@ test("toMermaid() draws counts on nodes and edges, taps as dotted arrows, failin
   const lines = text.split("\n");
   assert.equal(lines[0], "flowchart TB");
   assert.ok(lines.includes('  n0(["users<br/>10 items"])'));
-  assert.ok(lines.includes('  n1{{"fan out<br/>in 10 · done 10 · failed 0 · in flight 0"}}'));
+  assert.ok(lines.includes('  n1{{"fan out<br/>in 10 · done 10 · failed 0"}}'));
   assert.ok(lines.includes('  n3["credit<br/>in 10 · done 8 · failed 0 · in flight 2"]'), "a filtered 0 is left out");
   assert.ok(lines.includes('  n4>"audit"]'));
-  assert.ok(lines.includes('  n5[\\"together<br/>in 17 · done 8 · failed 1 · in flight 0"/]'));
+  assert.ok(lines.includes('  n5[\\"together<br/>in 17 · done 8 · failed 1"/]'));
   assert.ok(lines.includes("  n1 -.-> n4"), "an edge into a tap is dotted");
   assert.ok(lines.includes('  n2 -->|"geo · 9"| n5'));
   assert.ok(lines.includes('  n0 -->|"10"| n1'));
@@ -208,8 +208,8 @@ test("pipeline.toMermaid() draws source → stages → output, with the latest r
   );
   const counted = pipeline.toMermaid({ counts: true, title: false }).split("\n");
   assert.ok(counted.includes('  n0(["source<br/>4 items"])'));
-  assert.ok(counted.includes('  n1["parse<br/>in 4 · done 3 · failed 1 · in flight 0"]'));
-  assert.ok(counted.includes('  n2["positive<br/>in 3 · done 2 · failed 0 · filtered 1 · in flight 0"]'));
+  assert.ok(counted.includes('  n1["parse<br/>in 4 · done 3 · failed 1"]'));
+  assert.ok(counted.includes('  n2["positive<br/>in 3 · done 2 · failed 0 · filtered 1"]'));
   assert.ok(counted.includes('  n3 -->|"2"| n4'));
   assert.ok(counted.includes("  class n1 failed"));
   assert.throws(

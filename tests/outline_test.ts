@@ -62,8 +62,8 @@ test("toOutline() shows counts after the edges when the shape carries them", asy
     [
       "etl: 4 nodes, 3 edges",
       "  source  (source)  → parse [3 items]   | 3 items",
-      "  parse   (stage)   → double [2 items]  | in 3 · done 2 · failed 1 · in flight 0",
-      "  double  (stage)   → output [2 items]  | in 2 · done 2 · failed 0 · in flight 0",
+      "  parse   (stage)   → double [2 items]  | in 3 · done 2 · failed 1",
+      "  double  (stage)   → output [2 items]  | in 2 · done 2 · failed 0",
       "  output  (output)                      | 2 items",
       "",
     ].join("\n"),

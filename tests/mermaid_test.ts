@@ -344,3 +344,13 @@ test("Mermaid in Chromium misreads the same names unescaped: the check above can
     await browser.close();
   }
 });
+
+test("the README's Mermaid text and outline are what this pipeline draws today", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { root } = await import("./fixtures/runtimes.ts");
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const pipeline = await ranPipeline();
+  assert.ok(readme.includes("```mermaid\n" + pipeline.toMermaid({ counts: true }) + "```\n"));
+  assert.ok(readme.includes("```text\n" + pipeline.toOutline({ counts: true }) + "```\n"));
+});

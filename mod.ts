@@ -130,6 +130,7 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+// Graphs (issue 18).
 export { Graph, graph, source } from "./src/graph.ts";
 export type { GraphCollectResult, GraphInput, GraphRun, GraphStream } from "./src/graph.ts";
 export type {
@@ -155,6 +156,36 @@ export type {
   TapInfo,
   TapOptions,
 } from "./src/graph_types.ts";
-export type { GraphNodeCounts, GraphNodeKind, GraphShape, GraphShapeEdge, GraphShapeNode } from "./src/graph_shape.ts";
 export { RouteError } from "./src/route.ts";
 export { JoinError } from "./src/join.ts";
+// Graphs (issue 18): rendering and declarative config.
+export type {
+  GraphNodeCounts,
+  GraphNodeKind,
+  GraphShape,
+  GraphShapeEdge,
+  GraphShapeNode,
+  ShapeOptions,
+} from "./src/graph_shape.ts";
+export { toMermaid } from "./src/mermaid.ts";
+export type { MermaidOptions } from "./src/mermaid.ts";
+export { toOutline } from "./src/outline.ts";
+export {
+  configJsonSchema,
+  configSchema,
+  fromConfig,
+  graphConfigSchema,
+  pipelineConfigSchema,
+  processor,
+} from "./src/graph_config.ts";
+export type {
+  AnyProcessorDefinition,
+  FromConfigOptions,
+  FromGraphConfigOptions,
+  GraphConfig,
+  PipelineConfig,
+  ProcessorDefinition,
+  ProcessorFn,
+  ProcessorKind,
+  ProcessorRegistry,
+} from "./src/graph_config.ts";

@@ -20,6 +20,8 @@ export interface GraphNodeCounts {
   readonly failed: number;
   /** Items waiting in its queue or in flight. */
   readonly inFlight: number;
+  /** Items it dropped on purpose (`skip`) or whose failure error routing skipped; drawn when above 0. */
+  readonly filtered?: number;
 }
 
 /** One node of a {@linkcode GraphShape}. */
@@ -66,4 +68,14 @@ export interface GraphShape {
   readonly nodes: readonly GraphShapeNode[];
   /** Its edges. */
   readonly edges: readonly GraphShapeEdge[];
+}
+
+/** How a pipeline or graph takes its {@linkcode GraphShape}. */
+export interface ShapeOptions {
+  /**
+   * Take live counts from the latest run's metrics (nodes' `counts`, edges'
+   * `items`).
+   * @default false
+   */
+  readonly counts?: boolean;
 }

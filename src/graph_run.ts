@@ -107,6 +107,7 @@ export class GraphRunner {
             completed: stage ? stage.succeeded : node.kind === "output" ? snapshot.outputs[node.output] : left,
             failed: stage ? stage.failed : 0,
             inFlight: stage ? stage.inFlight + stage.queueDepth : seen.queueDepth,
+            filtered: stage ? stage.filtered + stage.skipped : 0,
           },
         };
       }),

@@ -375,7 +375,7 @@ test("graph() shape() gives nodes and edges in declaration order, with live coun
   const shape = g.shape({ counts: true });
   assert.equal(shape.edges[1].items, 2);
   assert.equal(shape.edges[3].items, 1);
-  assert.deepEqual(shape.nodes[2].counts, { ingested: 2, completed: 2, failed: 0, inFlight: 0 });
+  assert.deepEqual(shape.nodes[2].counts, { ingested: 2, completed: 2, failed: 0, inFlight: 0, filtered: 0 });
 });
 
 test("graph() flatMap and batch stages work as nodes", async () => {
@@ -388,4 +388,23 @@ test("graph() flatMap and batch stages work as nodes", async () => {
   assert.deepEqual(outputs.sums.sort(), [2, 4, 4, 6, 6, 6]);
   assert.equal(metrics.totalExpanded, 3);
   assertConserved(metrics);
+});
+
+test("graph() toMermaid() and toOutline() draw the graph's shape, with live counts when asked", async () => {
+  const g = graph({ name: "diamond", sources: { n: source<number>() } }, (b, { n }) => {
+    const fan = b.broadcast("fan", n);
+    const a = b.add(stage("a", (x: number) => x), fan);
+    const c = b.add(stage("c", (x: number) => x), fan);
+    return { both: b.join("j", { a, c }) };
+  });
+  const text = g.toMermaid({ title: false });
+  assert.match(text, /^flowchart LR\n/);
+  assert.match(text, /n1\{\{"fan"\}\}/);
+  assert.match(text, /n2 -->\|"a"\| n4/);
+  await g.run([1, 2]);
+  assert.match(g.toMermaid({ counts: true }), /n1 -->\|"2"\| n2/);
+  const outline = g.toOutline({ counts: true });
+  assert.match(outline, /^diamond: 6 nodes, 6 edges\n/);
+  assert.match(outline, /fan +\(broadcast\) +→ a \[2 items\], c \[2 items\]/);
+  assert.throws(() => g.toMermaid({ direction: "up" } as never), { name: "ConfigError" });
 });

@@ -145,6 +145,12 @@ export class GraphRecorder implements GraphBuilder {
         { stage: name, field: "branches" },
       );
     }
+    if (keys.length > 30) {
+      throw new ConfigError(
+        `Graph "${this.graph}": join("${name}") has ${keys.length} branches; a join takes at most 30`,
+        { stage: name, field: "branches" },
+      );
+    }
     const timeoutMs = options?.timeoutMs;
     if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs))) {
       throw new ConfigError(

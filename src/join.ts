@@ -58,22 +58,16 @@ export class JoinError extends Error {
   }
 }
 
-/** One item's copies so far. */
+/** One item's copies so far, by branch index. */
 interface Entry {
   readonly id: ItemId;
-  readonly parts: Map<string, Item>;
-  /** Branches whose copy ended in another fate, and how. */
-  readonly lost: Map<string, string>;
+  readonly parts: (Item | undefined)[];
+  arrived: number;
+  /** Per branch whose copy ended in another fate, how; undefined until one does. */
+  lost: (string | undefined)[] | undefined;
+  lostCount: number;
   /** performance.now() at the first copy. */
   readonly firstAt: number;
-  /** Epoch milliseconds at the first copy. */
-  readonly firstAtEpoch: number;
-}
-
-/** What waits to move on: an envelope, and the branch ports whose room it frees once it has. */
-interface Out {
-  readonly envelope: Envelope;
-  readonly ports: readonly number[];
 }
 
 /** @internal */
@@ -85,7 +79,9 @@ export class JoinNode {
   readonly #counters: StageCounters;
   readonly #ports: Capacity[];
   readonly #entries = new Map<ItemId, Entry>();
-  readonly #outbox = new Fifo<Out>();
+  /** What waits to move on, and beside each envelope the branch ports (a bit mask) whose room it frees once it has. */
+  readonly #outbox = new Fifo<Envelope>();
+  readonly #outPorts = new Fifo<number>();
   #out!: Edge;
   #open: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -95,6 +91,8 @@ export class JoinNode {
   readonly #onEnd: () => void;
   /** Envelopes that came in, per branch. */
   readonly received: number[];
+  /** Scratch for #flush: room freed per branch port. */
+  readonly #freed: number[];
 
   constructor(
     name: string,
@@ -115,6 +113,7 @@ export class JoinNode {
     this.#onJoined = onJoined;
     this.#onEnd = onEnd;
     this.received = branches.map(() => 0);
+    this.#freed = branches.map(() => 0);
   }
 
   /** Where the joined items go. */
@@ -125,7 +124,7 @@ export class JoinNode {
   /** Copies waiting for their other branches. */
   get pending(): number {
     let parts = 0;
-    for (const entry of this.#entries.values()) parts += entry.parts.size;
+    for (const entry of this.#entries.values()) parts += entry.arrived;
     return parts;
   }
 
@@ -141,21 +140,23 @@ export class JoinNode {
 
   #accept(port: number, chunk: Chunk): void {
     this.received[port] += chunk.length;
-    const branch = this.#branches[port];
+    const width = this.#branches.length;
     for (const envelope of chunk) {
       const entry = this.#entryFor(envelope.id);
       if (envelope instanceof Item) {
-        if (entry.parts.has(branch)) {
+        if (entry.parts[port] !== undefined) {
           // A second copy on one branch (ids repeat): it cannot pair; it fails on its own.
-          this.#fail(this.#lone(envelope, branch), [port], [], "its id came twice on this branch; ids must be unique");
+          this.#fail(this.#lone(envelope, port), 1 << port, [], "its id came twice on this branch; ids must be unique");
           continue;
         }
-        entry.parts.set(branch, envelope);
+        entry.parts[port] = envelope;
+        entry.arrived++;
       } else {
-        entry.lost.set(branch, lostHow(envelope));
-        this.#push(envelope, [port]); // its own fate, counted where it ends
+        (entry.lost ??= new Array(width).fill(undefined))[port] = lostHow(envelope);
+        entry.lostCount++;
+        this.#push(envelope, 1 << port); // its own fate, counted where it ends
       }
-      if (entry.parts.size + entry.lost.size === this.#branches.length) this.#settle(entry);
+      if (entry.arrived + entry.lostCount === width) this.#settle(entry);
     }
     this.#flush();
   }
@@ -164,7 +165,8 @@ export class JoinNode {
     let entry = this.#entries.get(id);
     if (!entry) {
       const now = this.#run.clock.now();
-      entry = { id, parts: new Map(), lost: new Map(), firstAt: now, firstAtEpoch: Date.now() };
+      const parts = new Array<Item | undefined>(this.#branches.length).fill(undefined);
+      entry = { id, parts, arrived: 0, lost: undefined, lostCount: 0, firstAt: now };
       this.#entries.set(id, entry);
       if (this.#timeoutMs !== undefined && this.#timer === undefined) this.#arm(now + this.#timeoutMs);
     }
@@ -174,16 +176,18 @@ export class JoinNode {
   /** Every branch is in (or lost): a joined item, or a partial one. */
   #settle(entry: Entry, why?: string): void {
     this.#entries.delete(entry.id);
-    const ports = [...entry.parts.keys()].map((branch) => this.#branches.indexOf(branch));
-    if (entry.parts.size === 0) return; // every copy had its own fate
-    if (entry.parts.size > 1) this.#onJoined(entry.parts.size - 1);
-    const missing = this.#branches.filter((branch) => !entry.parts.has(branch));
-    if (missing.length === 0) {
+    if (entry.arrived === 0) return; // every copy had its own fate
+    if (entry.arrived > 1) this.#onJoined(entry.arrived - 1);
+    const branches = this.#branches;
+    let ports = 0;
+    for (let i = 0; i < branches.length; i++) if (entry.parts[i] !== undefined) ports |= 1 << i;
+    if (entry.arrived === branches.length) {
       const value: Record<string, unknown> = {};
       let bornAt = Number.POSITIVE_INFINITY;
       let workMs = 0;
-      for (const [branch, part] of entry.parts) {
-        value[branch] = part.value;
+      for (let i = 0; i < branches.length; i++) {
+        const part = entry.parts[i]!;
+        value[branches[i]] = part.value;
         if (part.bornAt < bornAt) bornAt = part.bornAt;
         if (part.workMs > workMs) workMs = part.workMs;
       }
@@ -194,38 +198,51 @@ export class JoinNode {
       this.#push(joined, ports);
       return;
     }
-    const lost = missing.filter((branch) => entry.lost.has(branch));
+    const missing = branches.filter((_, i) => entry.parts[i] === undefined);
     const reason = why ??
-      lost.map((branch) => `"${branch}" ${entry.lost.get(branch)}`).join(", ");
+      branches.flatMap((branch, i) => entry.lost?.[i] ? [`"${branch}" ${entry.lost[i]}`] : []).join(", ");
     this.#fail(entry, ports, missing, reason);
   }
 
-  #lone(item: Item, branch: string): Entry {
-    const now = this.#run.clock.now();
-    return { id: item.id, parts: new Map([[branch, item]]), lost: new Map(), firstAt: now, firstAtEpoch: Date.now() };
+  #lone(item: Item, port: number): Entry {
+    const parts = new Array<Item | undefined>(this.#branches.length).fill(undefined);
+    parts[port] = item;
+    return { id: item.id, parts, arrived: 1, lost: undefined, lostCount: 0, firstAt: this.#run.clock.now() };
   }
 
-  #fail(entry: Entry, ports: readonly number[], missing: readonly string[], why: string): void {
+  #fail(entry: Entry, ports: number, missing: readonly string[], why: string): void {
     const value: Record<string, unknown> = {};
-    for (const [branch, part] of entry.parts) value[branch] = part.value;
+    this.#branches.forEach((branch, i) => {
+      if (entry.parts[i] !== undefined) value[branch] = entry.parts[i]!.value;
+    });
     this.#counters.failed++;
     const error = new JoinError(this.#name, missing, why);
-    this.#push(new Failure(entry.id, this.#name, value, error, 1, entry.firstAtEpoch, Date.now()), ports);
+    const now = Date.now();
+    const firstAt = Math.floor(now - (this.#run.clock.now() - entry.firstAt));
+    this.#push(new Failure(entry.id, this.#name, value, error, 1, firstAt, now), ports);
   }
 
-  #push(envelope: Envelope, ports: readonly number[]): void {
-    this.#outbox.push({ envelope, ports });
+  #push(envelope: Envelope, ports: number): void {
+    this.#outbox.push(envelope);
+    this.#outPorts.push(ports);
   }
 
-  /** Moves what is ready on, as far as the next node has room. */
+  /** Moves what is ready on, as far as the next node has room, and frees the branch room it held. */
   #flush(): void {
     const next = this.#out.target.capacity;
+    const freed = this.#freed;
     while (this.#outbox.length > 0) {
       const room = next.take(Math.min(this.#outbox.length, 256));
       if (room === 0) return this.#waitForRoom();
-      const outs = this.#outbox.take(room);
-      this.#out.send(outs.map((out) => out.envelope));
-      for (const out of outs) for (const port of out.ports) this.#ports[port].release(1);
+      const chunk = this.#outbox.take(room);
+      for (const ports of this.#outPorts.take(room)) {
+        for (let i = 0; i < freed.length; i++) if (ports & (1 << i)) freed[i]++;
+      }
+      this.#out.send(chunk);
+      for (let i = 0; i < freed.length; i++) {
+        if (freed[i] > 0) this.#ports[i].release(freed[i]);
+        freed[i] = 0;
+      }
     }
     this.#checkEnded();
   }
@@ -265,7 +282,7 @@ export class JoinNode {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     for (const entry of [...this.#entries.values()]) {
-      const absent = this.#branches.filter((branch) => !entry.parts.has(branch) && !entry.lost.has(branch));
+      const absent = this.#branches.filter((_, i) => entry.parts[i] === undefined && entry.lost?.[i] === undefined);
       this.#settle(entry, `the join's inputs ended without ${absent.map((b) => `"${b}"`).join(", ")}`);
     }
     this.#flush();

@@ -18,7 +18,7 @@ import { FlowControl } from "./flow_control.ts";
 import { FanOut } from "./broadcast.ts";
 import type { NodeDecl } from "./graph_builder.ts";
 import { Edge, type Inlet } from "./graph_edge.ts";
-import type { GraphShape } from "./graph_shape.ts";
+import type { GraphShape, GraphShapeEdge, GraphShapeNode } from "./graph_shape.ts";
 import type { GraphEdgeMetrics, GraphMetrics, GraphNodeMetrics, GraphTapMetrics } from "./graph_types.ts";
 import type { GraphPlan } from "./graph_validate.ts";
 import { JoinNode } from "./join.ts";
@@ -89,7 +89,7 @@ export class GraphRunner {
   shape(counts: boolean): GraphShape {
     const state = counts ? this.#current ?? this.#blank() : undefined;
     const snapshot = state && this.#snapshot(state);
-    return {
+    const shape: GraphShape = {
       name: this.plan.name,
       nodes: this.plan.nodes.map((node) => {
         if (!snapshot) return { name: node.name, kind: node.kind };
@@ -117,6 +117,40 @@ export class GraphRunner {
         return snapshot ? { ...base, items: snapshot.edges[i].items } : base;
       }),
     };
+    return {
+      ...shape,
+      nodes: [...shape.nodes, ...this.#tapNodes(snapshot)],
+      edges: [...shape.edges, ...this.#tapEdges(snapshot)],
+    };
+  }
+
+  /** Taps as nodes: counts are what the tap saw, threw on, and has waiting. */
+  #tapNodes(snapshot: GraphMetrics | undefined): GraphShapeNode[] {
+    return this.plan.taps.map((tap) => {
+      const seen = snapshot?.taps[tap.name];
+      if (!seen) return { name: tap.name, kind: "tap" };
+      const counts = {
+        ingested: seen.seen + seen.pending + seen.missed,
+        completed: seen.seen,
+        failed: seen.errors,
+        inFlight: seen.pending,
+      };
+      return { name: tap.name, kind: "tap", counts };
+    });
+  }
+
+  /** An edge from the node each tap observes (labelled with the edge's end when it observes one edge). */
+  #tapEdges(snapshot: GraphMetrics | undefined): GraphShapeEdge[] {
+    return this.plan.taps.map((tap) => {
+      const target = tap.target;
+      const edge: GraphShapeEdge = "from" in target
+        ? { from: target.from, to: tap.name, label: `→ ${target.to}` }
+        : target.port !== undefined
+        ? { from: target.node, to: tap.name, label: target.port }
+        : { from: target.node, to: tap.name };
+      const seen = snapshot?.taps[tap.name];
+      return seen ? { ...edge, items: seen.seen + seen.pending + seen.missed } : edge;
+    });
   }
 
   /** A state with nothing run, for metrics before the first run. */

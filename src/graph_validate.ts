@@ -378,7 +378,12 @@ function checkTaps(
   edges: readonly EdgeDecl[],
   taps: readonly TapDecl[],
 ): void {
+  const tapNames = new Set<string>();
   for (const tap of taps) {
+    if (byName.has(tap.name) || tapNames.has(tap.name)) {
+      fail(graph, `tap "${tap.name}" has the name of another node or tap; give it its own name`, tap.name, "taps");
+    }
+    tapNames.add(tap.name);
     const target = tap.target;
     if ("from" in target) {
       if (!edges.some((edge) => edge.from === target.from && edge.to === target.to)) {

@@ -89,3 +89,30 @@ test("tap: on a node it sees every edge out (a copy per branch), on an edge only
   assert.deepEqual(onNode.sort(), ["fan>a:5", "fan>a:6", "fan>c:5", "fan>c:6"]);
   assert.deepEqual(onEdge.sort(), ["0>c:5", "1>c:6"]);
 });
+
+test("tap: shape() draws each tap as a node fed by what it observes, with what it saw", async () => {
+  const g = graph({ name: "t", sources: { n: source<number>() } }, (b, { n }) => {
+    const fan = b.broadcast("fan", n);
+    const a = b.add(stage("a", (x: number) => x), fan);
+    const c = b.add(stage("c", (x: number) => x), fan);
+    b.tap({ from: "fan", to: "c" }, () => {}, { name: "audit" });
+    return { a, c };
+  });
+  await g.run([1, 2]);
+  const shape = g.shape({ counts: true });
+  assert.deepEqual(shape.nodes.at(-1), {
+    name: "audit",
+    kind: "tap",
+    counts: { ingested: 2, completed: 2, failed: 0, inFlight: 0 },
+  });
+  assert.deepEqual(shape.edges.at(-1), { from: "fan", to: "audit", label: "→ c", items: 2 });
+  assert.match(g.toMermaid(), /n1 -\.->\|"→ c"\| n6/);
+  assert.throws(
+    () =>
+      graph({ sources: { n: source<number>() } }, (b, { n }) => {
+        b.tap(n, () => {}, { name: "n" });
+        return { n };
+      }),
+    { name: "ConfigError", message: /tap "n" has the name of another node or tap/ },
+  );
+});

@@ -7,7 +7,7 @@
  */
 
 import type { Capacity } from "./capacity.ts";
-import type { Chunk } from "./envelope.ts";
+import { type Chunk, Item } from "./envelope.ts";
 import type { TapRun } from "./tap.ts";
 
 /**
@@ -23,7 +23,7 @@ export interface Inlet {
 
 /** One edge of a running graph. @internal */
 export class Edge {
-  /** Envelopes that crossed it. */
+  /** Items that crossed it (failures and dropped items on their way to the outlet are not counted). */
   items = 0;
   /** Taps observing it; empty for most edges. */
   taps: TapRun[] = [];
@@ -39,7 +39,7 @@ export class Edge {
 
   /** Moves a chunk on (the target's room is already taken for it). */
   send(chunk: Chunk): void {
-    this.items += chunk.length;
+    this.items += itemsIn(chunk);
     if (this.taps.length > 0) { for (const tap of this.taps) tap.offer(chunk, this.to); }
     this.target.accept(chunk);
   }
@@ -60,4 +60,11 @@ export function endAfter(edges: number, onEnd: () => void): () => void {
     left--;
     if (left === 0) onEnd();
   };
+}
+
+/** How many of a chunk's envelopes are items. @internal */
+export function itemsIn(chunk: Chunk): number {
+  let items = 0;
+  for (const envelope of chunk) if (envelope instanceof Item) items++;
+  return items;
 }

@@ -17,7 +17,7 @@ import { Fifo } from "./fifo.ts";
 import { FlowControl } from "./flow_control.ts";
 import { FanOut } from "./broadcast.ts";
 import type { NodeDecl } from "./graph_builder.ts";
-import { Edge, type Inlet } from "./graph_edge.ts";
+import { Edge, type Inlet, itemsIn } from "./graph_edge.ts";
 import type { GraphShape, GraphShapeEdge, GraphShapeNode } from "./graph_shape.ts";
 import type { GraphEdgeMetrics, GraphMetrics, GraphNodeMetrics, GraphTapMetrics } from "./graph_types.ts";
 import type { GraphPlan } from "./graph_validate.ts";
@@ -103,7 +103,7 @@ export class GraphRunner {
           name: node.name,
           kind: node.kind,
           counts: {
-            ingested: seen.items,
+            ingested: stage ? stage.processed + stage.inFlight + stage.queueDepth : seen.items,
             completed: stage ? stage.succeeded : node.kind === "output" ? snapshot.outputs[node.output] : left,
             failed: stage ? stage.failed : 0,
             inFlight: stage ? stage.inFlight + stage.queueDepth : seen.queueDepth,
@@ -335,7 +335,7 @@ class Wiring {
     const counted = (inlet: Inlet): Inlet => ({
       capacity: inlet.capacity,
       accept: (chunk) => {
-        node.items += chunk.length;
+        node.items += itemsIn(chunk);
         inlet.accept(chunk);
       },
       end: inlet.end,
@@ -585,7 +585,7 @@ class Wiring {
         stream.pipeTo(
           new WritableStream<Chunk>({
             write: (chunk) => {
-              node.items += chunk.length;
+              node.items += itemsIn(chunk);
               edge.send(chunk);
             },
           }),

@@ -129,7 +129,7 @@ export interface TapOptions {
 export interface GraphNodeMetrics {
   /** What the node is. */
   readonly kind: "source" | "stage" | "route" | "broadcast" | "merge" | "join" | "output";
-  /** Items (envelopes) that entered it. */
+  /** Items that entered it (failures passing through on their way to the dead letter queue are not counted). */
   readonly items: number;
   /** Items waiting in its input queue right now. */
   readonly queueDepth: number;

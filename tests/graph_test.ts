@@ -408,3 +408,34 @@ test("graph() toMermaid() and toOutline() draw the graph's shape, with live coun
   assert.match(outline, /fan +\(broadcast\) +→ a \[2 items\], c \[2 items\]/);
   assert.throws(() => g.toMermaid({ direction: "up" } as never), { name: "ConfigError" });
 });
+
+test("graph() a stage's own error strategies work as nodes: onError skip, and halt rejects the run", async () => {
+  const g = graph({ sources: { n: source<number>() } }, (b, { n }) => {
+    const { small, big } = b.route("size", n, { when: { small: (x) => x < 10 }, default: "big" });
+    const checked = b.add(
+      stage("check", (x: number) => {
+        if (x === 3) throw new SyntaxError("bad row");
+        return x;
+      }, { onError: [[SyntaxError, "skip"]] }),
+      small,
+    );
+    return { checked, big };
+  });
+  const metrics = await g.run([1, 3, 20]);
+  assert.equal(metrics.totalSkipped, 1);
+  assert.equal(metrics.stageMetrics.check.skipped, 1);
+  assert.equal(g.deadLetters.length, 0);
+  assertConserved(metrics);
+
+  const halting = graph({ sources: { n: source<number>() } }, (b, { n }) => ({
+    out: b.add(
+      stage("load", (x: number) => {
+        if (x === 2) throw new Error("ConnectionLost");
+        return x;
+      }, { onError: [[(error) => (error as Error).message === "ConnectionLost", "halt"]] }),
+      n,
+    ),
+  }));
+  await assert.rejects(halting.run([1, 2, 3]), { name: "HaltError" });
+  assertConserved(halting.getMetrics());
+});

@@ -151,7 +151,7 @@ test("toMermaid() rejects a shape it cannot draw with a ConfigError naming the f
   assert.throws(
     () => toMermaid({ name: "g", nodes: [{ name: "a", kind: "stage" }], edges: [{ from: "a", to: "b" }] }),
     (error: unknown) =>
-      error instanceof ConfigError && error.field === "edges.0.to" &&
+      error instanceof ConfigError && error.field === "edges[0].to" &&
       error.message === 'toMermaid: edges[0].to is "b", which is not a node of "g"; the nodes are "a"',
   );
   assert.throws(

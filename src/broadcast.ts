@@ -19,9 +19,6 @@ import type { Routed } from "./route.ts";
 /** The most envelopes moved on one edge at once. */
 const MAX_CHUNK = 256;
 
-/** The default room of a fan-out's buffer. @internal */
-export const FAN_OUT_BUFFER = 256;
-
 /** @internal */
 export class FanOut implements Inlet {
   readonly capacity: Capacity;
@@ -44,14 +41,15 @@ export class FanOut implements Inlet {
    * @param outlet Where failures and dropped items go.
    * @param onCopies Counts the extra copies a broadcast makes.
    * @param onEnd Called once every edge has ended.
+   * @param limit How many items it holds (the graph's `queueSize`).
    */
   constructor(
     edges: readonly Edge[],
     branches: readonly string[] | undefined,
     outlet: Inlet,
     onCopies: (count: number) => void,
-    onEnd: () => void = () => {},
-    limit = FAN_OUT_BUFFER,
+    onEnd: () => void,
+    limit: number,
   ) {
     this.capacity = new Capacity(limit);
     this.#edges = edges;

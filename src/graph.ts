@@ -11,7 +11,10 @@ import { runOptionsSchema } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import type { RunOptions } from "./pipeline.ts";
 import { checkSource, type Source } from "./source.ts";
-import type { GraphShape } from "./graph_shape.ts";
+import type { GraphShape, ShapeOptions } from "./graph_shape.ts";
+import { type MermaidOptions, toMermaid } from "./mermaid.ts";
+import { toOutline } from "./outline.ts";
+import { checkMermaidOptions, checkShapeOptions } from "./pipeline_shape.ts";
 import { GraphRecorder } from "./graph_builder.ts";
 import { checkGraph, type GraphPlan } from "./graph_validate.ts";
 import { GraphRunner } from "./graph_run.ts";
@@ -229,8 +232,51 @@ export class Graph<In, Out> {
    * console.assert(shape.edges.map((e) => `${e.from}>${e.to}`).join() === "lines>parse,parse>parsed");
    * ```
    */
-  shape(options: { readonly counts?: boolean } = {}): GraphShape {
-    return this.#runner.shape(options.counts === true);
+  shape(options: ShapeOptions = {}): GraphShape {
+    const { counts } = checkShapeOptions(options, `Graph "${this.name}" shape()`);
+    return this.#runner.shape(counts === true);
+  }
+
+  /**
+   * The graph as a Mermaid flowchart (see {@linkcode toMermaid}): routes,
+   * broadcasts and joins drawn apart, route branches and join branches as
+   * edge labels, and with `counts: true` the latest run's counts.
+   *
+   * @example
+   * ```ts
+   * import { graph, source, stage } from "../mod.ts";
+   *
+   * const g = graph({ name: "split", sources: { n: source<number>() } }, (b, { n }) => {
+   *   const { small, big } = b.route("size", n, { when: { small: (x) => x < 10 }, default: "big" });
+   *   return { small, big: b.add(stage("shrink", (x: number) => x / 10), big) };
+   * });
+   * const text = g.toMermaid();
+   * console.assert(text.includes("flowchart LR") && text.includes(`n1 -->|"small"| n3`));
+   * ```
+   */
+  toMermaid(options: ShapeOptions & MermaidOptions = {}): string {
+    const { shape, mermaid } = checkMermaidOptions(options, `Graph "${this.name}" toMermaid()`);
+    return toMermaid(this.shape(shape), mermaid);
+  }
+
+  /**
+   * The graph as a plain text outline (see {@linkcode toOutline}), one line
+   * per node with where its items go; with `counts: true` the latest run's
+   * counts.
+   *
+   * @example
+   * ```ts
+   * import { graph, source, stage } from "../mod.ts";
+   *
+   * const g = graph({ name: "etl", sources: { lines: source<string>() } }, (b, { lines }) => ({
+   *   parsed: b.add(stage("parse", (s: string) => s.trim()), lines),
+   * }));
+   * await g.run([" a "]);
+   * console.assert(g.toOutline({ counts: true }).includes("parse"));
+   * ```
+   */
+  toOutline(options: ShapeOptions = {}): string {
+    return toOutline(this.shape(options));
   }
 
   /** Checks each source and makes a record of them. */
@@ -328,6 +374,9 @@ export function graph<
       `Graph "${name}": the build function must return the outputs by name, { name: handle }; got ${show(outputs)}`,
     );
   }
-  for (const [output, from] of Object.entries(outputs)) recorder.output(output, from);
+  const taken = new Set(recorder.decl.nodes.map((node) => node.name));
+  for (const [output, from] of Object.entries(outputs)) {
+    recorder.output(taken.has(output) ? `${output}:out` : output, output, from);
+  }
   return new Graph(checkGraph(name, recorder.decl, options));
 }

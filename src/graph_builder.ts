@@ -40,7 +40,8 @@ export type NodeDecl =
   | { readonly kind: "broadcast"; readonly name: string }
   | { readonly kind: "merge"; readonly name: string }
   | { readonly kind: "join"; readonly name: string; readonly branches: readonly string[]; readonly timeoutMs?: number }
-  | { readonly kind: "output"; readonly name: string };
+  /** `output`: the output's name; the node's is the same, or `<output>:out` when a node has that name. */
+  | { readonly kind: "output"; readonly name: string; readonly output: string };
 
 /** An edge as declared: from a node (a route's branch: `port`) to a node; a join's edges carry their branch. @internal */
 export interface EdgeDecl {
@@ -188,9 +189,9 @@ export class GraphRecorder implements GraphBuilder {
     this.decl.taps.push({ name, target: where, fn: fn as TapFn<unknown>, bufferSize, whenFull });
   }
 
-  /** Declares an output node reading `from`. */
-  output(name: string, from: NodeRef<unknown>): void {
-    this.#node({ kind: "output", name });
+  /** Declares an output node (named `name`) for output `output`, reading `from`. */
+  output(name: string, output: string, from: NodeRef<unknown>): void {
+    this.#node({ kind: "output", name, output });
     this.connect(from, name);
   }
 

@@ -15,7 +15,7 @@ import type { ItemId } from "./events.ts";
 import { Expander } from "./expander.ts";
 import { Fifo } from "./fifo.ts";
 import { FlowControl } from "./flow_control.ts";
-import { FAN_OUT_BUFFER, FanOut } from "./broadcast.ts";
+import { FanOut } from "./broadcast.ts";
 import type { NodeDecl } from "./graph_builder.ts";
 import { Edge, type Inlet } from "./graph_edge.ts";
 import type { GraphShape } from "./graph_shape.ts";
@@ -104,9 +104,10 @@ export class GraphRunner {
           kind: node.kind,
           counts: {
             ingested: seen.items,
-            completed: stage ? stage.succeeded : node.kind === "output" ? snapshot.outputs[node.name] : left,
+            completed: stage ? stage.succeeded : node.kind === "output" ? snapshot.outputs[node.output] : left,
             failed: stage ? stage.failed : 0,
             inFlight: stage ? stage.inFlight + stage.queueDepth : seen.queueDepth,
+            filtered: stage ? stage.filtered + stage.skipped : 0,
           },
         };
       }),
@@ -310,7 +311,7 @@ class Wiring {
         this.#sourceEdges.set(decl.name, out[0]);
         return;
       case "output": {
-        const inlet = counted(this.#output(decl.name, inputs, node));
+        const inlet = counted(this.#output(decl.output, inputs, node));
         this.#inlets.set(decl.name, () => inlet);
         return;
       }
@@ -323,7 +324,14 @@ class Wiring {
       case "broadcast": {
         let ended!: () => void;
         this.#done.push(new Promise<void>((resolve) => (ended = resolve)));
-        const fan = new FanOut(out, undefined, this.outletInlet, (count) => void (this.state.copies += count), ended);
+        const fan = new FanOut(
+          out,
+          undefined,
+          this.outletInlet,
+          (count) => void (this.state.copies += count),
+          ended,
+          this.plan.queueSize,
+        );
         node.queueDepth = () => fan.buffered;
         const inlet = counted(endAfterAll(fan, inputs));
         this.#inlets.set(decl.name, () => inlet);
@@ -361,7 +369,7 @@ class Wiring {
    * still has copies to deliver (which would deadlock).
    */
   #portLimit(): number {
-    let total = FAN_OUT_BUFFER * this.plan.nodes.length;
+    let total = this.plan.queueSize * this.plan.nodes.length;
     for (const spec of this.specs.values()) {
       total += (spec.queueSize ?? this.plan.queueSize) + spec.concurrency * spec.batchSize;
     }
@@ -378,7 +386,14 @@ class Wiring {
     const tail: Promise<void>[] = [];
     let endOut: () => void;
     if (decl.kind === "route") {
-      const fan = new FanOut(out, out.map((edge) => edge.label!), this.outletInlet, () => {});
+      const fan = new FanOut(
+        out,
+        out.map((edge) => edge.label!),
+        this.outletInlet,
+        () => {},
+        () => {},
+        this.plan.queueSize,
+      );
       next = fan.capacity;
       deliver = (chunk) => fan.accept(chunk);
       endOut = () => fan.end();

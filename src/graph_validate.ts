@@ -39,6 +39,7 @@ export interface GraphPlan {
   readonly edges: readonly EdgeDecl[];
   readonly taps: readonly TapDecl[];
   readonly sources: readonly string[];
+  /** The outputs' names (an output's node is named the same, or `<name>:out` when a node has that name). */
   readonly outputs: readonly string[];
   /** Node names, each after every node that feeds it. */
   readonly order: readonly string[];
@@ -53,10 +54,12 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
   const resolved = validate(graphOptionsSchema, options, { owner: `Graph "${name}"`, root: "graph options" });
   const byName = uniqueNodes(name, decl.nodes);
   checkEdgeEnds(name, byName, decl.edges);
+  checkFed(name, decl.nodes, decl.edges);
+  checkReachable(name, decl.nodes, decl.edges);
   const order = topologicalOrder(name, decl.nodes, decl.edges);
   checkInputs(name, decl.nodes, decl.edges);
   checkOutputs(name, decl.nodes, decl.edges);
-  checkReachable(name, decl.nodes, decl.edges);
+  checkJoins(name, byName, decl.edges);
   checkTaps(name, byName, decl.edges, decl.taps);
   return {
     name,
@@ -70,7 +73,7 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
     edges: decl.edges,
     taps: decl.taps,
     sources: decl.nodes.filter((node) => node.kind === "source").map((node) => node.name),
-    outputs: decl.nodes.filter((node) => node.kind === "output").map((node) => node.name),
+    outputs: decl.nodes.flatMap((node) => node.kind === "output" ? [node.output] : []),
     order,
   };
 }
@@ -91,7 +94,7 @@ function uniqueNodes(graph: string, nodes: readonly NodeDecl[]): Map<string, Nod
       fail(
         graph,
         `two nodes are named "${node.name}" (a ${other.kind} and a ${node.kind}); node names must be unique ` +
-          `(sources, stages, routes, joins and outputs share one namespace: rename one)`,
+          `(sources, stages, routes, broadcasts, merges and joins share one namespace: rename one)`,
         node.name,
         "name",
       );
@@ -104,6 +107,16 @@ function uniqueNodes(graph: string, nodes: readonly NodeDecl[]): Map<string, Nod
 function checkEdgeEnds(graph: string, byName: ReadonlyMap<string, NodeDecl>, edges: readonly EdgeDecl[]): void {
   const known = [...byName.keys()];
   for (const edge of edges) {
+    if (!byName.has(edge.from) && edge.branch !== undefined) {
+      fail(
+        graph,
+        `branch "${edge.branch}" of join "${edge.to}" names a node "${edge.from}" that does not exist; the nodes are ${
+          list(known)
+        }`,
+        edge.to,
+        "branches",
+      );
+    }
     for (const end of [edge.from, edge.to]) {
       if (!byName.has(end)) {
         fail(
@@ -213,18 +226,21 @@ function findCycle(left: readonly string[], edges: readonly EdgeDecl[]): string[
   return [...cycle, cycle[0]];
 }
 
+function checkFed(graph: string, nodes: readonly NodeDecl[], edges: readonly EdgeDecl[]): void {
+  for (const node of nodes) {
+    if (node.kind === "source" || edges.some((edge) => edge.to === node.name)) continue;
+    fail(
+      graph,
+      `${node.kind} "${node.name}" has no input: nothing is connected to it; give it one (add(stage, input), or connect(from, "${node.name}"))`,
+      node.name,
+      "inputs",
+    );
+  }
+}
+
 function checkInputs(graph: string, nodes: readonly NodeDecl[], edges: readonly EdgeDecl[]): void {
   for (const node of nodes) {
     const inputs = edges.filter((edge) => edge.to === node.name);
-    if (node.kind === "source") continue;
-    if (inputs.length === 0) {
-      fail(
-        graph,
-        `${node.kind} "${node.name}" has no input: nothing is connected to it; give it one (add(stage, input), or connect(from, "${node.name}"))`,
-        node.name,
-        "inputs",
-      );
-    }
     if (inputs.length > 1 && node.kind !== "merge" && node.kind !== "join") {
       fail(
         graph,
@@ -301,16 +317,54 @@ function checkReachable(graph: string, nodes: readonly NodeDecl[], edges: readon
   }
   const unreachable = nodes.filter((node) => !reached.has(node.name)).map((node) => node.name);
   if (unreachable.length > 0) {
-    fail(graph, `no source reaches ${list(unreachable)}: connect them to a source`, unreachable[0], "edges");
+    fail(
+      graph,
+      `no source reaches ${list(unreachable)}: they are fed only by each other; connect them to a source`,
+      unreachable[0],
+      "edges",
+    );
   }
-  for (const node of nodes) {
-    if (node.kind !== "join") continue;
-    for (const branch of node.branches) {
-      if (!edges.some((edge) => edge.to === node.name && edge.branch === branch)) {
+}
+
+/** Where a join branch's items come from: the broadcast or source that forked them, or the route on the way. */
+type Origin = { readonly fork: string } | { readonly route: string; readonly port: string } | undefined;
+
+function originOf(
+  from: string,
+  port: string | undefined,
+  byName: ReadonlyMap<string, NodeDecl>,
+  edges: readonly EdgeDecl[],
+): Origin {
+  let node = byName.get(from)!;
+  let branch = port;
+  for (;;) {
+    if (node.kind === "broadcast" || node.kind === "source") return { fork: node.name };
+    if (node.kind === "route") return { route: node.name, port: branch! };
+    if (node.kind !== "stage") return undefined; // a merge or another join: items come from several places
+    const input = edges.find((edge) => edge.to === node.name)!;
+    node = byName.get(input.from)!;
+    branch = input.port;
+  }
+}
+
+/**
+ * A join's branches must each get every item of the broadcast they fork
+ * from: a route on the way sends some elsewhere, and those joins could only
+ * time out.
+ */
+function checkJoins(graph: string, byName: ReadonlyMap<string, NodeDecl>, edges: readonly EdgeDecl[]): void {
+  for (const join of byName.values()) {
+    if (join.kind !== "join") continue;
+    for (const edge of edges) {
+      if (edge.to !== join.name) continue;
+      const origin = originOf(edge.from, edge.port, byName, edges);
+      if (origin && "route" in origin) {
         fail(
           graph,
-          `branch "${branch}" of join "${node.name}" does not reach it: connect a node to it as that branch`,
-          node.name,
+          `branch "${edge.branch}" of join "${join.name}" does not reach it with every item: route "${origin.route}" ` +
+            `sends only its "${origin.port}" items this way, and the others could never be joined; ` +
+            `route before the broadcast or after the join`,
+          join.name,
           "branches",
         );
       }

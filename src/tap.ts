@@ -42,6 +42,12 @@ export class TapRun {
     for (const envelope of chunk) {
       if (!(envelope instanceof Item)) continue;
       const seen = { value: envelope.value, itemId: envelope.id, to };
+      if (!this.#draining) {
+        // The tap is idle: it takes this value now (the buffer holds only values waiting for it).
+        this.#draining = true;
+        queueMicrotask(() => void this.#drain(seen));
+        continue;
+      }
       if (this.#buffer.length - this.#head < this.decl.bufferSize) {
         this.#buffer.push(seen);
         this.#behind = 0;
@@ -49,25 +55,16 @@ export class TapRun {
       }
       this.#missed++;
       if (this.decl.whenFull === "drop") continue;
-      // Algorithm R over the items since the buffer filled: each is kept with probability size / seen so far.
+      // Algorithm R over the values since the buffer filled: each is kept with probability size / seen so far.
       this.#behind++;
       const slot = Math.floor(Math.random() * (this.decl.bufferSize + this.#behind));
       if (slot < this.decl.bufferSize) this.#buffer[this.#head + slot] = seen;
     }
-    if (!this.#draining && this.#buffer.length > this.#head) {
-      this.#draining = true;
-      queueMicrotask(() => void this.#drain());
-    }
   }
 
-  /** Calls the tap's function for what is buffered, one at a time. */
-  async #drain(): Promise<void> {
-    while (this.#head < this.#buffer.length) {
-      const seen = this.#buffer[this.#head++];
-      if (this.#head > 1024 && this.#head * 2 > this.#buffer.length) {
-        this.#buffer = this.#buffer.slice(this.#head);
-        this.#head = 0;
-      }
+  /** Calls the tap's function with `first`, then with what is buffered, one at a time. */
+  async #drain(first: Seen): Promise<void> {
+    for (let seen: Seen | undefined = first; seen; seen = this.#take()) {
       try {
         const result: unknown = this.decl.fn(seen.value, { itemId: seen.itemId, node: this.node, to: seen.to });
         if (isPromiseLike(result)) await result;
@@ -82,9 +79,22 @@ export class TapRun {
       }
       this.#seen++;
     }
-    this.#buffer = [];
-    this.#head = 0;
     this.#draining = false;
+  }
+
+  /** The next buffered value, if any. */
+  #take(): Seen | undefined {
+    if (this.#head === this.#buffer.length) {
+      this.#buffer = [];
+      this.#head = 0;
+      return undefined;
+    }
+    const seen = this.#buffer[this.#head++];
+    if (this.#head > 1024 && this.#head * 2 > this.#buffer.length) {
+      this.#buffer = this.#buffer.slice(this.#head);
+      this.#head = 0;
+    }
+    return seen;
   }
 
   metrics(): GraphTapMetrics {

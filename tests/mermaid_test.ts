@@ -281,7 +281,7 @@ test(
     const g = await ranGraph();
     const cases: Case[] = [
       expected(g.shape(), toMermaid(g.shape())),
-      expected(g.shape({ counts: true }), toMermaid(g.shape({ counts: true }), { direction: "TB" })),
+      expected(g.shape({ counts: true }), g.toMermaid({ counts: true, direction: "TB" })),
       expected(pipeline.shape(), pipeline.toMermaid()),
       expected(pipeline.shape({ counts: true }), pipeline.toMermaid({ counts: true, direction: "TB" })),
       expected(route, toMermaid(route)),

@@ -16,13 +16,17 @@
 import {
   batchStage,
   flatMapStage,
+  fromConfig,
   metricsHandler,
   Pipeline,
+  processor,
   progress,
   stage,
   StatusTracker,
+  toMermaid,
   toPrometheus,
 } from "../mod.ts";
+import { z } from "zod";
 import { PoisonMessageError } from "../redis.ts";
 import { instrument } from "../otel.ts";
 
@@ -40,7 +44,11 @@ export type Place =
   | "toPrometheus()"
   | "metricsHandler()"
   | "progress()"
-  | "instrument()";
+  | "instrument()"
+  // Graphs (issue 18): rendering and declarative config.
+  | "toMermaid()"
+  | "pipeline.toMermaid()"
+  | "fromConfig()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -1036,6 +1044,7 @@ export const MISTAKES: readonly Mistake[] = [
     expect: { classes: EITHER, field: "subscribe()", value: `got "log"`, allowed: /a function/ },
   },
   ...observabilityRows(),
+  ...renderAndConfigRows(),
 ];
 
 /** The places of the observability export's mistakes, in the order docs/errors.md lists them. */
@@ -1219,6 +1228,116 @@ function observabilityRows(): Mistake[] {
   ];
 }
 
+/** The places of issue 18's rendering and config mistakes, in the order docs/errors.md lists them. */
+const RENDER_AND_CONFIG_PLACES: readonly Place[] = ["toMermaid()", "pipeline.toMermaid()", "fromConfig()"];
+
+function renderAndConfigRows(): Mistake[] {
+  const shape = { name: "g", nodes: [{ name: "a", kind: "stage" as const }], edges: [] };
+  const registry = {
+    json: processor({ create: () => (line: string) => JSON.parse(line) as unknown }),
+    change: processor({
+      parameters: z.object({ transformation: z.enum(["upper", "lower"]) }),
+      create: () => (s: string) => s.toUpperCase(),
+    }),
+    load: processor({ kind: "batch", create: () => (rows: readonly string[]) => rows }),
+  };
+  const config = (
+    mistake: string,
+    code: string,
+    value: unknown,
+    field: string,
+    got: string | RegExp,
+    allowed: RegExp,
+  ) =>
+    ({
+      place: "fromConfig()",
+      mistake,
+      code,
+      attempt: () => fromConfig(value as never, registry),
+      expect: { classes: CONFIG, field, value: got, allowed },
+    }) satisfies Mistake;
+  const json = { name: "p", type: "json" };
+  return [
+    {
+      place: "toMermaid()",
+      mistake: "an edge to a node the shape lacks",
+      code: `toMermaid({ name: "g", nodes: [{ name: "a", kind: "stage" }], edges: [{ from: "a", to: "b" }] })`,
+      attempt: () => toMermaid({ ...shape, edges: [{ from: "a", to: "b" }] }),
+      expect: { classes: CONFIG, field: "edges[0].to", value: `is "b"`, allowed: /the nodes are "a"/ },
+    },
+    {
+      place: "toMermaid()",
+      mistake: "an unknown direction",
+      code: `toMermaid(shape, { direction: "up" })`,
+      attempt: () => toMermaid(shape, { direction: "up" as never }),
+      expect: { classes: CONFIG, field: "direction", value: `got "up"`, allowed: /"LR", "RL", "TB" or "BT"/ },
+    },
+    {
+      place: "pipeline.toMermaid()",
+      mistake: "counts is not a boolean",
+      code: `pipeline.toMermaid({ counts: "yes" })`,
+      attempt: () => new Pipeline({ name: "p", stages: [parse()] }).toMermaid({ counts: "yes" as never }),
+      expect: { classes: CONFIG, field: "counts", value: `got "yes"`, allowed: /true or false/ },
+    },
+    config(
+      "a parameter outside its enum",
+      `fromConfig({ processors: [{ name: "c", type: "change", parameters: { transformation: "title" } }] }, registry)`,
+      { processors: [{ name: "c", type: "change", parameters: { transformation: "title" } }] },
+      "processors[0].parameters.transformation",
+      `got "title"`,
+      /expected one of "upper", "lower"/,
+    ),
+    config(
+      "an unknown processor type",
+      `fromConfig({ processors: [{ name: "p", type: "jsn" }] }, registry)`,
+      { processors: [{ ...json, type: "jsn" }] },
+      "processors[0].type",
+      `"jsn"`,
+      /did you mean "json"\? the registry has "json", "change", "load"/,
+    ),
+    config(
+      "a misspelt key",
+      `fromConfig({ processors: [{ name: "p", type: "json", paramters: {} }] }, registry)`,
+      { processors: [{ ...json, paramters: {} }] },
+      "processors[0]",
+      `"paramters"`,
+      /did you mean "parameters"\? the keys are name, type, parameters, options/,
+    ),
+    config(
+      "a bad stage option",
+      `fromConfig({ processors: [{ name: "p", type: "json", options: { concurrency: 0 } }] }, registry)`,
+      { processors: [{ ...json, options: { concurrency: 0 } }] },
+      "processors[0].options.concurrency",
+      "got 0",
+      /positive integer/,
+    ),
+    config(
+      "a batch type without batchSize",
+      `fromConfig({ processors: [{ name: "l", type: "load" }] }, registry)`,
+      { processors: [{ name: "l", type: "load" }] },
+      "processors[0].options.batchSize",
+      /batch type "load"/,
+      /is required/,
+    ),
+    config(
+      "an unknown error action",
+      `fromConfig({ processors: [{ name: "p", type: "json", options: { onError: [["SyntaxError", "ignore"]] } }] }, registry)`,
+      { processors: [{ ...json, options: { onError: [["SyntaxError", "ignore"]] } }] },
+      "processors[0].options.onError[0][1]",
+      `got "ignore"`,
+      /"retry", "deadLetter", "skip", "halt"/,
+    ),
+    config(
+      "a connection to an unknown node",
+      `fromConfig({ sources: ["s"], processors: [{ name: "p", type: "json" }], connections: [{ from: "s", to: "q" }], outputs: { out: "p" } }, registry)`,
+      { sources: ["s"], processors: [json], connections: [{ from: "s", to: "q" }], outputs: { out: "p" } },
+      "connections[0].to",
+      `"q"`,
+      /they are "p"/,
+    ),
+  ];
+}
+
 // ---------------------------------------------------------------------------
 // Running the catalogue.
 
@@ -1312,6 +1431,7 @@ export async function markdown(): Promise<string> {
     "flatMapStage()",
     "new StatusTracker()",
     ...OBSERVABILITY_PLACES,
+    ...RENDER_AND_CONFIG_PLACES,
   ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);

@@ -6,12 +6,13 @@
  *
  *   node --import tsx scripts/render_diagram.ts
  */
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { fromConfig, type GraphConfig, PermanentError, processor, toMermaid } from "../mod.ts";
 import { launchChromium, mermaidPage } from "../tests/fixtures/chromium.ts";
-import { root } from "../tests/fixtures/runtimes.ts";
+import { bin, root } from "../tests/fixtures/runtimes.ts";
 
 interface Order {
   readonly id: number;
@@ -72,6 +73,8 @@ try {
   }, text);
   const file = join(root, "docs", "graph.svg");
   writeFileSync(file, svg + "\n");
+  // deno fmt formats SVG too, and the checks run deno fmt --check.
+  spawnSync(bin("deno"), ["fmt", "--quiet", file], { stdio: "inherit" });
   console.log(text);
   console.log(`wrote ${file} (${svg.length} bytes)`);
 } finally {

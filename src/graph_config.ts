@@ -332,9 +332,9 @@ export type FromConfigOptions = Omit<PipelineOptions<readonly AnyStage[]>, "stag
  * @param registry The processor types the config may name.
  * @param options Pipeline options that are code rather than data.
  * @returns A pipeline, ready to run.
- * @throws {ConfigError} for any mistake, its `field` the path in the config
- * (`processors.2.parameters.case`) and its message starting with the path as
- * written (`processors[2].parameters.case: …`).
+ * @throws {ConfigError} for any mistake, its `field` the first problem's
+ * path in the config (`processors[2].parameters.case`), its message listing
+ * each problem after its path (`processors[2].parameters.case: …`).
  *
  * @example Build a pipeline from JSON
  * ```ts
@@ -897,7 +897,7 @@ function configError(config: unknown, problems: readonly Problem[], cause?: unkn
   const message = lines.length === 1
     ? problems[0].path.length === 0 ? `${owner} ${problems[0].message}` : `${owner}: ${lines[0]}`
     : `${owner} has ${lines.length} problems:\n  ${lines.join("\n  ")}`;
-  return new ConfigError(message, { field: problems[0].path.map(String).join(".") }, cause ? { cause } : undefined);
+  return new ConfigError(message, { field: pathText(problems[0].path) || "config" }, cause ? { cause } : undefined);
 }
 
 function checkRegistry(registry: unknown): asserts registry is ProcessorRegistry {

@@ -610,7 +610,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    *
    * const pipeline = new Pipeline({ name: "etl", stages: [stage("parse", (s: string) => JSON.parse(s))] });
    * await pipeline.run(["1", "{"]);
-   * console.assert(pipeline.toOutline({ counts: true }).includes("parse   (stage)   → output [1 item]    | in 2 · done 1 · failed 1"));
+   * console.assert(pipeline.toOutline({ counts: true }).includes("parse   (stage)   → output [1 item]  | in 2 · done 1 · failed 1"));
    * ```
    */
   toOutline(options: ShapeOptions = {}): string {

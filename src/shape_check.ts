@@ -57,7 +57,7 @@ export function checkShape(shape: GraphShape, renderer: string): ReadonlySet<str
     if (names.has(node.name)) {
       throw new ConfigError(
         `${renderer}: two nodes are named ${JSON.stringify(node.name)} (nodes[${index}]); node names must be unique`,
-        { field: `nodes.${index}.name` },
+        { field: `nodes[${index}].name` },
       );
     }
     names.add(node.name);
@@ -69,7 +69,7 @@ export function checkShape(shape: GraphShape, renderer: string): ReadonlySet<str
           `${renderer}: edges[${index}].${end} is ${JSON.stringify(edge[end])}, which is not a node of ${
             JSON.stringify(shape.name)
           }; the nodes are ${[...names].map((n) => JSON.stringify(n)).join(", ")}`,
-          { field: `edges.${index}.${end}` },
+          { field: `edges[${index}].${end}` },
         );
       }
     }

@@ -64,6 +64,10 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       "pipeline.subscribe()",
       "progress()",
       "toPrometheus()",
+      // Graphs (issue 18): rendering and declarative config.
+      "fromConfig()",
+      "pipeline.toMermaid()",
+      "toMermaid()",
     ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);

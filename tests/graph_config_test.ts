@@ -115,7 +115,7 @@ test("fromConfig() reports a bad parameter at its path, in words: expected one o
     error.message,
     'Config "etl": processors[2].parameters.transformation: expected one of "upper", "lower"; got "title"',
   );
-  assert.equal(error.field, "processors.2.parameters.transformation");
+  assert.equal(error.field, "processors[2].parameters.transformation");
 });
 
 test("fromConfig() names an unknown type with the known ones, and a near miss", () => {
@@ -150,7 +150,7 @@ test("fromConfig() lists every problem it finds in one ConfigError, each at its 
       `  processors[1].name: "a" is processors[0]'s name too; names must be unique`,
     ].join("\n"),
   );
-  assert.equal(error.field, "processors.0.parameters");
+  assert.equal(error.field, "processors[0].parameters");
 });
 
 test("fromConfig() checks the config's shape first: unknown keys, bad options, bad error rules", () => {
@@ -336,7 +336,7 @@ test("fromConfig() reports a graph's mistakes at their paths: kinds, branches, c
     '  connections[7].to: "orders" is a source; nothing flows into a source',
     '  processors[3]: a stage node takes exactly one connection in; "audit" has 0: connect a source or node to it',
   ]);
-  assert.equal(error.field, "processors.1.type");
+  assert.equal(error.field, "processors[1].type");
 });
 
 test("fromConfig() reports the graph's own checks (a cycle) at the node's path, and route types used as stages", () => {

@@ -6,7 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, type GraphShape, Pipeline, skip, stage, toMermaid } from "../mod.ts";
+import { ConfigError, graph, type GraphShape, Pipeline, skip, source, stage, toMermaid } from "../mod.ts";
 import { launchChromium, mermaidPage, noChromium } from "./fixtures/chromium.ts";
 import { nodeOnly, skipBecause } from "./fixtures/runtimes.ts";
 
@@ -151,7 +151,7 @@ test("toMermaid() rejects a shape it cannot draw with a ConfigError naming the f
   assert.throws(
     () => toMermaid({ name: "g", nodes: [{ name: "a", kind: "stage" }], edges: [{ from: "a", to: "b" }] }),
     (error: unknown) =>
-      error instanceof ConfigError && error.field === "edges.0.to" &&
+      error instanceof ConfigError && error.field === "edges[0].to" &&
       error.message === 'toMermaid: edges[0].to is "b", which is not a node of "g"; the nodes are "a"',
   );
   assert.throws(
@@ -252,76 +252,100 @@ function expected(shape: GraphShape, text: string, title = true): Case {
   return { text, nodes, edgeLabels, title: title ? flat(shape.name) : null };
 }
 
+/** A graph built with graph(): a route whose branches are a broadcast+join and a plain stage, after a run. */
+async function ranGraph() {
+  type Order = { id: number; total: number };
+  const g = graph({ name: "orders graph", sources: { orders: source<Order>() } }, (b, { orders }) => {
+    const { big, small } = b.route("by total", orders, { when: { big: (o) => o.total > 100 }, default: "small" });
+    const both = b.broadcast("fan out", big);
+    const risk = b.add(stage("risk", (o: Order) => o.total / 1000), both);
+    const audit = b.add(stage("audit", (o: Order) => `audit ${o.id}`), both);
+    return {
+      reviewed: b.join("together", { risk, audit }),
+      cheap: b.add(stage("fast lane", (o: Order) => o.id), small),
+    };
+  });
+  await g.run(Array.from({ length: 10 }, (_, id) => ({ id, total: id * 30 })));
+  return g;
+}
+
 const skipChromium = skipBecause("tests/mermaid_test.ts", nodeOnly || noChromium);
 
-test("Mermaid in Chromium parses and renders toMermaid()'s output: linear, route, broadcast+join, awkward names", {
-  skip: skipChromium,
-}, async () => {
-  const pipeline = await ranPipeline();
-  const cases: Case[] = [
-    expected(pipeline.shape(), pipeline.toMermaid()),
-    expected(pipeline.shape({ counts: true }), pipeline.toMermaid({ counts: true, direction: "TB" })),
-    expected(route, toMermaid(route)),
-    expected(broadcastJoin, toMermaid(broadcastJoin, { title: false }), false),
-    expected(awkward, toMermaid(awkward)),
-  ];
-  const browser = await launchChromium();
-  try {
-    for (const htmlLabels of [true, false]) {
-      const page = await mermaidPage(browser, { flowchart: { htmlLabels } });
-      const problems: string[] = [];
-      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-      const rendered = await page.evaluate(async (texts) => {
-        const mermaid = (globalThis as unknown as {
-          mermaid: {
-            parse(text: string): Promise<{ diagramType: string }>;
-            render(id: string, text: string): Promise<{ svg: string }>;
-          };
-        }).mermaid;
-        const out = [];
-        for (const [index, text] of texts.entries()) {
-          const { diagramType } = await mermaid.parse(text);
-          const { svg } = await mermaid.render(`diagram${index}`, text);
-          const doc = new DOMParser().parseFromString(svg, "text/html");
-          // No named functions in here: the page gets this function's source, without tsx's helpers.
-          const [nodes, edgeLabels] = ["g.node", "g.edgeLabel"].map((selector) =>
-            [...doc.querySelectorAll(selector)].map((element) =>
-              (element.textContent ?? "").replace(/\s+/g, " ").trim()
-            )
-          );
-          out.push({
-            diagramType,
-            title: doc.querySelector(".flowchartTitleText")?.textContent ?? null,
-            nodes,
-            edgeLabels: edgeLabels.filter((text) => text !== ""),
-            svgBytes: svg.length,
-          });
-        }
-        return out;
-      }, cases.map((c) => c.text)) as Rendered[];
-      assert.deepEqual(problems, []);
-      rendered.forEach((result, index) => {
-        const want = cases[index];
-        const where = `case ${index} (htmlLabels ${htmlLabels})`;
-        assert.equal(result.diagramType, "flowchart-v2", where);
-        assert.equal(result.title, want.title, where);
-        assert.deepEqual(result.nodes, want.nodes, where);
-        // Known Mermaid limitation: with htmlLabels off, edge labels show the entity codes for ", a # and a
-        // leading ` as written (&quot;, &#35;, &#96;); node labels and all HTML labels (the default) decode them.
-        const edgeLabels = htmlLabels
-          ? want.edgeLabels
-          : want.edgeLabels.map((label) =>
-            label.replace(/#(?=\w+;)/g, "&#35;").replaceAll('"', "&quot;").replace(/^`/, "&#96;")
-          );
-        assert.deepEqual(result.edgeLabels, edgeLabels, where);
-        assert.ok(result.svgBytes > 1000, where);
-      });
-      await page.close();
+test(
+  "Mermaid in Chromium parses and renders toMermaid()'s output: pipelines, graphs, route, broadcast+join, awkward names",
+  {
+    skip: skipChromium,
+  },
+  async () => {
+    const pipeline = await ranPipeline();
+    const g = await ranGraph();
+    const cases: Case[] = [
+      expected(g.shape(), toMermaid(g.shape())),
+      expected(g.shape({ counts: true }), g.toMermaid({ counts: true, direction: "TB" })),
+      expected(pipeline.shape(), pipeline.toMermaid()),
+      expected(pipeline.shape({ counts: true }), pipeline.toMermaid({ counts: true, direction: "TB" })),
+      expected(route, toMermaid(route)),
+      expected(broadcastJoin, toMermaid(broadcastJoin, { title: false }), false),
+      expected(awkward, toMermaid(awkward)),
+    ];
+    const browser = await launchChromium();
+    try {
+      for (const htmlLabels of [true, false]) {
+        const page = await mermaidPage(browser, { flowchart: { htmlLabels } });
+        const problems: string[] = [];
+        page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+        const rendered = await page.evaluate(async (texts) => {
+          const mermaid = (globalThis as unknown as {
+            mermaid: {
+              parse(text: string): Promise<{ diagramType: string }>;
+              render(id: string, text: string): Promise<{ svg: string }>;
+            };
+          }).mermaid;
+          const out = [];
+          for (const [index, text] of texts.entries()) {
+            const { diagramType } = await mermaid.parse(text);
+            const { svg } = await mermaid.render(`diagram${index}`, text);
+            const doc = new DOMParser().parseFromString(svg, "text/html");
+            // No named functions in here: the page gets this function's source, without tsx's helpers.
+            const [nodes, edgeLabels] = ["g.node", "g.edgeLabel"].map((selector) =>
+              [...doc.querySelectorAll(selector)].map((element) =>
+                (element.textContent ?? "").replace(/\s+/g, " ").trim()
+              )
+            );
+            out.push({
+              diagramType,
+              title: doc.querySelector(".flowchartTitleText")?.textContent ?? null,
+              nodes,
+              edgeLabels: edgeLabels.filter((text) => text !== ""),
+              svgBytes: svg.length,
+            });
+          }
+          return out;
+        }, cases.map((c) => c.text)) as Rendered[];
+        assert.deepEqual(problems, []);
+        rendered.forEach((result, index) => {
+          const want = cases[index];
+          const where = `case ${index} (htmlLabels ${htmlLabels})`;
+          assert.equal(result.diagramType, "flowchart-v2", where);
+          assert.equal(result.title, want.title, where);
+          assert.deepEqual(result.nodes, want.nodes, where);
+          // Known Mermaid limitation: with htmlLabels off, edge labels show the entity codes for ", a # and a
+          // leading ` as written (&quot;, &#35;, &#96;); node labels and all HTML labels (the default) decode them.
+          const edgeLabels = htmlLabels
+            ? want.edgeLabels
+            : want.edgeLabels.map((label) =>
+              label.replace(/#(?=\w+;)/g, "&#35;").replaceAll('"', "&quot;").replace(/^`/, "&#96;")
+            );
+          assert.deepEqual(result.edgeLabels, edgeLabels, where);
+          assert.ok(result.svgBytes > 1000, where);
+        });
+        await page.close();
+      }
+    } finally {
+      await browser.close();
     }
-  } finally {
-    await browser.close();
-  }
-});
+  },
+);
 
 test("Mermaid in Chromium misreads the same names unescaped: the check above can fail", {
   skip: skipChromium,

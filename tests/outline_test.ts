@@ -75,7 +75,7 @@ test("toOutline() rejects an edge to a missing node with a ConfigError", () => {
   assert.throws(
     () => toOutline({ name: "g", nodes: [{ name: "a", kind: "source" }], edges: [{ from: "x", to: "a" }] }),
     (error: unknown) =>
-      error instanceof ConfigError && error.field === "edges.0.from" &&
+      error instanceof ConfigError && error.field === "edges[0].from" &&
       error.message.startsWith('toOutline: edges[0].from is "x", which is not a node of "g"'),
   );
   assert.throws(

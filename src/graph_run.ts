@@ -251,7 +251,7 @@ export class GraphRunner {
     const detach = attachShutdown(run, graceful, options);
     const outlet = new Outlet(run, target, this.#deadLetters, Number.MAX_SAFE_INTEGER);
     const outletInlet: Inlet = { capacity: outlet.capacity, accept: (chunk) => outlet.accept(chunk), end: () => {} };
-    const wiring = new Wiring(plan, state, this.#specs, flow, outlet, outletInlet, mode);
+    const wiring = new Wiring(plan, state, this.#specs, flow, outlet, outletInlet, mode, graceful);
     const sourceErrors: unknown[] = [];
     wiring.build();
     wiring.attachTaps();
@@ -306,6 +306,8 @@ class Wiring {
     readonly outlet: Outlet,
     readonly outletInlet: Inlet,
     readonly mode: OutputMode,
+    /** Stops reading the sources (a cancelled output stops the run). */
+    readonly stopReading: () => void,
   ) {}
 
   get run(): RunContext {
@@ -524,6 +526,7 @@ class Wiring {
           stage: name,
           error,
         });
+        this.stopReading();
         this.run.force(error);
         drain();
         if (open === 0) ended();

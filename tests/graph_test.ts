@@ -439,3 +439,25 @@ test("graph() a stage's own error strategies work as nodes: onError skip, and ha
   await assert.rejects(halting.run([1, 2, 3]), { name: "HaltError" });
   assertConserved(halting.getMetrics());
 });
+
+test("graph() cancelling an output stream stops the sources and forces the run; every item still has its fate", async () => {
+  const forever = function* () {
+    for (let i = 0;; i++) yield i;
+  };
+  const g = graph({ queueSize: 4, sources: { n: source<number>() } }, (b, { n }) => {
+    const { even, odd } = b.route("parity", n, { when: { even: (x) => x % 2 === 0 }, default: "odd" });
+    return { even: b.add(stage("slowEven", async (x: number) => x), even), odd };
+  });
+  const { outputs, finished } = g.start(forever());
+  const oddReader = outputs.odd.getReader();
+  const reading = (async () => {
+    for (;;) if ((await oddReader.read()).done) return;
+  })();
+  const evenReader = outputs.even.getReader();
+  assert.equal((await evenReader.read()).value, 0);
+  await evenReader.cancel(new Error("enough"));
+  await reading;
+  const metrics = await finished;
+  assertConserved(metrics);
+  assert.ok(metrics.totalIngested < 10_000, `the source was read on after the cancel (${metrics.totalIngested})`);
+});

@@ -7,7 +7,8 @@
  */
 
 import { ConfigError } from "./errors.ts";
-import { show } from "./config.ts";
+import { z } from "zod";
+import { show, validate } from "./config.ts";
 import { specOf, type StageSpec } from "./stage.ts";
 import type {
   EdgeRef,
@@ -70,6 +71,18 @@ export interface GraphDecl {
 
 /** The default tap `bufferSize`. */
 const DEFAULT_TAP_BUFFER = 1000;
+
+const joinOptionsSchema = z.strictObject({
+  timeoutMs: z.number({ error: "must be a finite number of milliseconds above 0" })
+    .positive({ error: "must be a finite number of milliseconds above 0" }).optional(),
+}, { error: "must be an object" });
+
+const tapOptionsSchema = z.strictObject({
+  name: z.string({ error: "must be a non-empty string" }).min(1, { error: "must be a non-empty string" }).optional(),
+  bufferSize: z.int({ error: "must be a positive integer" }).min(1, { error: "must be a positive integer" })
+    .optional(),
+  whenFull: z.enum(["drop", "sample"], { error: 'must be "drop" or "sample"' }).optional(),
+}, { error: "must be an object" });
 
 /** Records a graph's declarations. @internal */
 export class GraphRecorder implements GraphBuilder {
@@ -151,15 +164,11 @@ export class GraphRecorder implements GraphBuilder {
         { stage: name, field: "branches" },
       );
     }
-    const timeoutMs = options?.timeoutMs;
-    if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs))) {
-      throw new ConfigError(
-        `Graph "${this.graph}": join("${name}") option "timeoutMs" must be a positive number of milliseconds; got ${
-          show(timeoutMs)
-        }`,
-        { stage: name, field: "timeoutMs" },
-      );
-    }
+    const { timeoutMs } = validate(joinOptionsSchema, options, {
+      owner: `Graph "${this.graph}": join("${name}")`,
+      stage: name,
+      root: "options",
+    });
     const handle = this.#node<Joined<B>>({ kind: "join", name, branches: keys, timeoutMs });
     for (const branch of keys) {
       const ref = this.#ref(branches[branch], `join("${name}") branch "${branch}"`);
@@ -174,24 +183,13 @@ export class GraphRecorder implements GraphBuilder {
         field: "tap",
       });
     }
-    const bufferSize = options.bufferSize ?? DEFAULT_TAP_BUFFER;
-    if (!Number.isInteger(bufferSize) || bufferSize < 1) {
-      throw new ConfigError(
-        `Graph "${this.graph}": tap option "bufferSize" must be a positive integer; got ${show(bufferSize)}`,
-        { field: "bufferSize" },
-      );
-    }
-    const whenFull = options.whenFull ?? "drop";
-    if (whenFull !== "drop" && whenFull !== "sample") {
-      throw new ConfigError(
-        `Graph "${this.graph}": tap option "whenFull" must be "drop" or "sample"; got ${show(whenFull)}`,
-        { field: "whenFull" },
-      );
-    }
+    const resolved = validate(tapOptionsSchema, options, { owner: `Graph "${this.graph}": tap()`, root: "options" });
+    const bufferSize = resolved.bufferSize ?? DEFAULT_TAP_BUFFER;
+    const whenFull = resolved.whenFull ?? "drop";
     const edge = typeof target === "object" && target !== null && "from" in target && "to" in target;
     const where = edge ? target as EdgeRef : this.#ref(target as NodeRef<T>, "tap()");
     const label = edge ? `${(where as EdgeRef).from}->${(where as EdgeRef).to}` : (where as Handle<T>).node;
-    const name = options.name ?? `${label}:tap${this.decl.taps.length}`;
+    const name = resolved.name ?? `${label}:tap${this.decl.taps.length}`;
     this.decl.taps.push({ name, target: where, fn: fn as TapFn<unknown>, bufferSize, whenFull });
   }
 

@@ -211,7 +211,15 @@ test("graph() validation: bad options are ConfigErrors with the field", () => {
   rejects((b, n) => {
     const fan = b.broadcast("fan", n);
     return { out: b.join("j", { a: b.add(id("a"), fan), c: b.add(id("c"), fan) }, { timeoutMs: -1 }) };
-  }, /option "timeoutMs" must be a positive number/);
+  }, /join\("j"\): option "timeoutMs" must be a finite number of milliseconds above 0; got -1/);
+  rejects((b, n) => {
+    const fan = b.broadcast("fan", n);
+    return { out: b.join("j", { a: b.add(id("a"), fan), c: b.add(id("c"), fan) }, { timeout: 5 } as never) };
+  }, /join\("j"\): unknown option "timeout" \(got 5\); did you mean "timeoutMs"\?/);
+  rejects((b, n) => {
+    b.tap(n, () => {}, { whenFull: "block" } as never);
+    return { n };
+  }, /tap\(\): option "whenFull" must be "drop" or "sample"; got "block"/);
   rejects((b, n) => {
     b.tap(n, "no" as never);
     return { n };

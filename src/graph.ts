@@ -279,6 +279,39 @@ export class Graph<In, Out> {
     return toOutline(this.shape(options));
   }
 
+  /**
+   * Stops every run in progress gracefully (as its `signal` would: no more
+   * items are read from any source, the ones already read finish) and
+   * resolves once they are over; `await using g = graph(…)` calls it at the
+   * end of the scope. The graph may run again afterwards. A `start()` or
+   * `stream()` run is over once its outputs have been read to the end.
+   *
+   * @example
+   * ```ts
+   * import { graph, source, stage } from "../mod.ts";
+   *
+   * const g = graph({ sources: { n: source<number>() } }, (b, { n }) => ({
+   *   out: b.add(stage("s", async (x: number) => x), n),
+   * }));
+   * async function* forever() {
+   *   for (let i = 0; ; i++) yield i;
+   * }
+   * const running = g.run(forever());
+   * await new Promise((resolve) => setTimeout(resolve, 10));
+   * await g.close();
+   * const metrics = await running;
+   * console.assert(metrics.itemsInFlight === 0 && metrics.totalCompleted === metrics.totalIngested);
+   * ```
+   */
+  close(): Promise<void> {
+    return this.#runner.close();
+  }
+
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Checks each source and makes a record of them. */
   #sourcesOf(sources: GraphInput<In>): Record<string, Source<unknown>> {
     const names = this.#runner.plan.sources;

@@ -63,6 +63,8 @@ export class GraphRunner {
   #deadLetters: DeadLetter[] = [];
   #current: GraphRunState | undefined;
   readonly #usedSinks = new WeakSet<WritableStream<DeadLetter>>();
+  /** Runs in progress, for close(): how to stop each gracefully, and when it is over. */
+  readonly #active = new Set<{ readonly stop: () => void; readonly done: Promise<unknown> }>();
   /** Node names that keep stage counters: stages, routes and joins. */
   readonly #counted: readonly string[];
   readonly #specs: ReadonlyMap<string, StageSpec>;
@@ -284,7 +286,17 @@ export class GraphRunner {
       return this.#snapshot(state);
     })();
     finished.catch(() => {}); // a start() whose caller reads only the outputs must not crash the process
+    const entry = { stop: graceful, done: finished.catch(() => {}) };
+    this.#active.add(entry);
+    entry.done.then(() => this.#active.delete(entry));
     return { outputs: wiring.readables, finished };
+  }
+
+  /** Stops every run in progress gracefully and resolves once they are over. */
+  async close(): Promise<void> {
+    const active = [...this.#active];
+    for (const entry of active) entry.stop();
+    await Promise.all(active.map((entry) => entry.done));
   }
 }
 

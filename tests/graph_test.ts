@@ -461,3 +461,26 @@ test("graph() cancelling an output stream stops the sources and forces the run; 
   assertConserved(metrics);
   assert.ok(metrics.totalIngested < 10_000, `the source was read on after the cancel (${metrics.totalIngested})`);
 });
+
+test("graph() close() stops every run in progress gracefully and waits for it", async () => {
+  const started = deferred();
+  const forever = async function* () {
+    for (let i = 0;; i++) {
+      if (i === 5) started.resolve();
+      yield i;
+    }
+  };
+  const g = graph({ sources: { n: source<number>() } }, (b, { n }) => {
+    const all = b.broadcast("all", n);
+    const a = b.add(stage("a", async (x: number) => x), all);
+    const c = b.add(stage("c", (x: number) => x), all);
+    return { both: b.join("both", { a, c }) };
+  });
+  const running = g.run(forever());
+  await started.promise;
+  await g.close();
+  const metrics = await running;
+  assertConserved(metrics);
+  assert.equal(metrics.totalFailed, 0);
+  assert.equal(metrics.totalJoined, metrics.totalIngested);
+});

@@ -483,21 +483,18 @@ class Wiring {
 
   /** An output: straight to the outlet for run/collect, else a ReadableStream with room for a few items. */
   #output(name: string, inputs: number, node: NodeRun): Inlet {
-    const outlet = this.outlet;
-    const outputs = this.state.outputs;
-    outputs[name] = 0;
+    this.state.outputs[name] = 0;
     let open = inputs;
     let ended!: () => void;
     this.#done.push(new Promise<void>((resolve) => (ended = resolve)));
     const emit = this.mode.emit;
     if (emit) {
-      const count = (value: unknown) => {
-        outputs[name]++;
-        emit(name, value);
-      };
+      // Bounded like any node (a source wired straight to an output reads a share of this at a time), and freed at once.
+      const room = new Capacity(this.plan.queueSize);
+      const emitted = (value: unknown) => emit(name, value);
       return {
-        capacity: outlet.capacity,
-        accept: (chunk) => outlet.accept(chunk, count),
+        capacity: room,
+        accept: (chunk) => this.#toOutlet(chunk, room, name, emitted),
         end: () => {
           if (--open === 0) ended();
         },

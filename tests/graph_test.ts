@@ -11,7 +11,7 @@ import {
   source,
   stage,
 } from "../mod.ts";
-import { countingSource, deferred, Gate, range } from "./_helpers.ts";
+import { countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
 
 /** Conservation over the whole graph, as documented on GraphMetrics. */
 function assertConserved(m: GraphMetrics): void {
@@ -483,4 +483,21 @@ test("graph() close() stops every run in progress gracefully and waits for it", 
   assertConserved(metrics);
   assert.equal(metrics.totalFailed, 0);
   assert.equal(metrics.totalJoined, metrics.totalIngested);
+});
+
+test("graph() a source wired straight to an output is read a bounded share at a time", async () => {
+  const stop = new AbortController();
+  const queueSize = 16;
+  let pulled = 0;
+  const forever = function* () {
+    for (;;) {
+      if (++pulled === 1000) stop.abort();
+      yield pulled;
+    }
+  };
+  const g = graph({ queueSize, sources: { n: source<number>() } }, (_b, { n }) => ({ n }));
+  const metrics = await guard(g.run(forever(), { signal: stop.signal }), "the run");
+  assert.ok(pulled <= 1000 + queueSize, `${pulled} values were read for a stop after 1000`);
+  assert.equal(metrics.outputs.n, metrics.totalIngested);
+  assertConserved(metrics);
 });

@@ -11,7 +11,7 @@ import {
   source,
   stage,
 } from "../mod.ts";
-import { countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
+import { Counter, countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
 
 /** Conservation over the whole graph, as documented on GraphMetrics. */
 function assertConserved(m: GraphMetrics): void {
@@ -500,4 +500,37 @@ test("graph() a source wired straight to an output is read a bounded share at a 
   assert.ok(pulled <= 1000 + queueSize, `${pulled} values were read for a stop after 1000`);
   assert.equal(metrics.outputs.n, metrics.totalIngested);
   assertConserved(metrics);
+});
+
+test("graph() metrics show an edge's queue while the node after it is busy", async () => {
+  const gate = new Gate<number>();
+  const queued = new Counter();
+  const g = graph({
+    sources: { n: source<number>() },
+    onEvent: (event) => {
+      if (event.type === "queued" && event.stage === "slow") queued.increment();
+    },
+  }, (b, { n }) => {
+    const fan = b.broadcast("fan", n);
+    const slow = b.add(
+      stage("slow", async (x: number) => {
+        await gate.enter(x);
+        return x;
+      }),
+      fan,
+    );
+    return { slow, fast: b.add(stage("fast", (x: number) => x), fan) };
+  });
+  const running = g.run(range(5));
+  const first = await gate.next();
+  await queued.reaches(5);
+  const live = g.getMetrics();
+  const into = live.edges.find((edge) => edge.from === "fan" && edge.to === "slow")!;
+  assert.equal(into.items, 5);
+  assert.equal(into.queueDepth, 4); // one in its attempt, four waiting
+  assert.equal(live.nodes.slow.queueDepth, 4);
+  assert.ok(live.itemsInFlight >= 5, "the five copies held by slow are in flight");
+  first.release();
+  for (let i = 1; i < 5; i++) (await gate.next()).release();
+  assertConserved(await running);
 });

@@ -10,7 +10,8 @@
  * letter's item and stage, and the filtered count are exactly what a plain
  * model of the graph predicts: every copy of every item (one per branch of
  * each broadcast) met exactly one fate. Stopped runs give no more than the
- * model does.
+ * model does. Taps that throw or are slow (with tiny buffers) change none of
+ * that.
  *
  * SLUICE_PROPERTY_RUNS sets the number of cases (default 150).
  *
@@ -57,6 +58,8 @@ interface Case {
   readonly stop: "none" | "graceful" | "force";
   readonly stopAfter: number;
   readonly queueSize: number;
+  /** Hang a tap on every stage's output: one that throws on odd values, and awaits a timer on the others. */
+  readonly taps: boolean;
 }
 
 const stageArb: fc.Arbitrary<StageCase> = fc.record({
@@ -85,6 +88,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   stop: fc.constantFrom("none", "none", "graceful", "force"),
   stopAfter: fc.integer({ min: 1, max: 60 }),
   queueSize: fc.integer({ min: 1, max: 6 }),
+  taps: fc.boolean(),
 });
 
 /** A value on its way: the item's id (to check fates per item) and a number. */
@@ -155,7 +159,14 @@ function build(c: Case, b: GraphBuilder, sources: Handle<V>[], model: Model): Re
       else if (out === "filtered") model.filtered++;
       else copies.push({ id: copy.id, v: out.v });
     }
-    return { handle: b.add(makeStage(name, s), end.handle), copies, repeats: end.repeats };
+    const handle = b.add(makeStage(name, s), end.handle);
+    if (c.taps) {
+      b.tap(handle, async (x) => {
+        if (x.v % 2 === 1) throw new Error("a tap that throws");
+        await tick();
+      }, { bufferSize: 2, whenFull: samples(name) ? "sample" : "drop" });
+    }
+    return { handle, copies, repeats: end.repeats };
   };
   for (const op of c.ops) {
     if (nodes >= 12 || ends.length === 0) break;
@@ -224,6 +235,9 @@ function build(c: Case, b: GraphBuilder, sources: Handle<V>[], model: Model): Re
   });
   return outputs;
 }
+
+/** Alternates the taps' `whenFull` by node. */
+const samples = (name: string) => name.length % 2 === 0;
 
 const passStage: StageCase = { kind: "map", async: false, concurrency: 1, ordered: true, salt: 0, mod: 2 };
 

@@ -17,15 +17,18 @@ import {
   batchStage,
   flatMapStage,
   fromConfig,
+  graph,
   metricsHandler,
   Pipeline,
   processor,
   progress,
+  source as graphSource,
   stage,
   StatusTracker,
   toMermaid,
   toPrometheus,
 } from "../mod.ts";
+import type { GraphBuilder, Handle } from "../mod.ts";
 import { z } from "zod";
 import { PoisonMessageError } from "../redis.ts";
 import { instrument } from "../otel.ts";
@@ -48,7 +51,10 @@ export type Place =
   // Graphs (issue 18): rendering and declarative config.
   | "toMermaid()"
   | "pipeline.toMermaid()"
-  | "fromConfig()";
+  | "fromConfig()"
+  // Graphs (issue 18): the graph builder.
+  | "graph()"
+  | "graph.run()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -1045,6 +1051,7 @@ export const MISTAKES: readonly Mistake[] = [
   },
   ...observabilityRows(),
   ...renderAndConfigRows(),
+  ...graphRows(),
 ];
 
 /** The places of the observability export's mistakes, in the order docs/errors.md lists them. */
@@ -1224,6 +1231,91 @@ function observabilityRows(): Mistake[] {
       code: "instrument(null, { meter })",
       attempt: () => instrument(null as never, { tracer: tracer as never }),
       expect: { classes: CONFIG, field: "pipeline", value: "got null", allowed: /must be a Pipeline/ },
+    },
+  ];
+}
+
+/** The places of the graph builder's mistakes (issue 18), in the order docs/errors.md lists them. */
+const GRAPH_PLACES: readonly Place[] = ["graph()", "graph.run()"];
+
+function graphRows(): Mistake[] {
+  type Body = (b: GraphBuilder, n: Handle<number>) => Record<string, Handle<unknown>>;
+  const make = (options: Record<string, unknown>, body: Body = (_b, n) => ({ n })) =>
+    graph(
+      { name: "g", sources: { n: graphSource<number>() }, ...options } as never,
+      (b, sources: Record<string, Handle<unknown>>) => body(b, sources.n as Handle<number>),
+    );
+  const option = (mistake: string, options: Record<string, unknown>, field: string, got: string, allowed: RegExp) =>
+    ({
+      place: "graph()",
+      mistake,
+      code: `graph(${lit({ name: "g", sources: new Raw("{ n: source() }"), ...options })}, build)`,
+      attempt: () => make(options),
+      expect: { classes: CONFIG, field, value: got, allowed },
+    }) satisfies Mistake;
+  const fanned = (options: unknown): Body => (b, n) => {
+    const fan = b.broadcast("fan", n);
+    const a = b.add(stage("a", identity), fan);
+    const c = b.add(stage("c", identity), fan);
+    return { out: b.join("j", { a, c }, options as never) };
+  };
+  const twoSources = () =>
+    graph({ name: "g", sources: { a: graphSource<number>(), b: graphSource<number>() } }, (b, { a, b: second }) => ({
+      all: b.merge("all", [a, second]),
+    }));
+  return [
+    option("queueSize is 0", { queueSize: 0 }, "queueSize", "got 0", positiveInteger),
+    option("a misspelt option", { queuesize: 10 }, "queuesize", "(got 10)", /did you mean "queueSize"\?/),
+    option("no sources", { sources: {} }, "sources", "got an object", /at least one source/),
+    {
+      place: "graph()",
+      mistake: "a join's timeoutMs is 0",
+      code: `b.join("j", { a, c }, { timeoutMs: 0 })`,
+      attempt: () => make({}, fanned({ timeoutMs: 0 })),
+      expect: { classes: CONFIG, field: "timeoutMs", value: "got 0", allowed: msAbove0 },
+    },
+    {
+      place: "graph()",
+      mistake: "a misspelt join option",
+      code: `b.join("j", { a, c }, { timeout: 50 })`,
+      attempt: () => make({}, fanned({ timeout: 50 })),
+      expect: { classes: CONFIG, field: "timeout", value: "(got 50)", allowed: /did you mean "timeoutMs"\?/ },
+    },
+    {
+      place: "graph()",
+      mistake: "a tap's whenFull is unknown",
+      code: `b.tap(n, fn, { whenFull: "block" })`,
+      attempt: () =>
+        make({}, (b, n) => {
+          b.tap(n, () => {}, { whenFull: "block" as never });
+          return { n };
+        }),
+      expect: { classes: CONFIG, field: "whenFull", value: `got "block"`, allowed: /"drop" or "sample"/ },
+    },
+    {
+      place: "graph()",
+      mistake: "a tap's bufferSize is 0",
+      code: `b.tap(n, fn, { bufferSize: 0 })`,
+      attempt: () =>
+        make({}, (b, n) => {
+          b.tap(n, () => {}, { bufferSize: 0 });
+          return { n };
+        }),
+      expect: { classes: CONFIG, field: "bufferSize", value: "got 0", allowed: positiveInteger },
+    },
+    {
+      place: "graph.run()",
+      mistake: "a missing source",
+      code: `graph({ sources: { a: source(), b: source() } }, build).run({ a: [1] })`,
+      attempt: () => twoSources().run({ a: [1] } as never),
+      expect: { classes: EITHER, field: 'source "b"', value: /is missing/, allowed: /pass every source by name/ },
+    },
+    {
+      place: "graph.run()",
+      mistake: "one source alone for a graph of two",
+      code: `graph({ sources: { a: source(), b: source() } }, build).run([1])`,
+      attempt: () => twoSources().run([1] as never),
+      expect: { classes: EITHER, field: "sources", value: /has 2 sources/, allowed: /pass them by name/ },
     },
   ];
 }
@@ -1432,6 +1524,7 @@ export async function markdown(): Promise<string> {
     "new StatusTracker()",
     ...OBSERVABILITY_PLACES,
     ...RENDER_AND_CONFIG_PLACES,
+    ...GRAPH_PLACES,
   ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);

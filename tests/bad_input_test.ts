@@ -68,6 +68,9 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       "fromConfig()",
       "pipeline.toMermaid()",
       "toMermaid()",
+      // Graphs (issue 18): the graph builder.
+      "graph()",
+      "graph.run()",
     ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);

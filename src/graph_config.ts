@@ -374,6 +374,8 @@ export function fromConfig<I = unknown, O = unknown>(
  * Builds a graph from a config with `sources`: stage and route nodes of
  * registered types, broadcasts, merges and joins, joined by `connections`
  * and read by `outputs`. See the first overload, and {@linkcode graph}.
+ * A config parsed from JSON or YAML is `any` to TypeScript, which picks the
+ * pipeline overload: type a graph's config as {@linkcode GraphConfig}.
  *
  * @typeParam In Each source's item type, by source name (the config cannot tell; say it).
  * @typeParam Out Each output's item type, by output name.
@@ -386,7 +388,8 @@ export function fromConfig<I = unknown, O = unknown>(
  *
  * @example Route by a registered key function
  * ```ts
- * import { fromConfig, type GraphConfig, processor } from "./graph_config.ts";
+ * import { fromConfig, processor } from "./graph_config.ts";
+ * import type { GraphConfig } from "./graph_config_types.ts";
  *
  * const registry = {
  *   parity: processor({ kind: "route", create: () => (n: number) => n % 2 === 0 ? "even" : "odd" }),

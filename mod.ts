@@ -170,22 +170,25 @@ export type {
 export { toMermaid } from "./src/mermaid.ts";
 export type { MermaidOptions } from "./src/mermaid.ts";
 export { toOutline } from "./src/outline.ts";
-export {
-  configJsonSchema,
-  configSchema,
-  fromConfig,
-  graphConfigSchema,
-  pipelineConfigSchema,
-  processor,
-} from "./src/graph_config.ts";
+export { configJsonSchema, fromConfig, processor } from "./src/graph_config.ts";
 export type {
   AnyProcessorDefinition,
   FromConfigOptions,
   FromGraphConfigOptions,
-  GraphConfig,
-  PipelineConfig,
+  ParameterIssue,
+  ParameterSchema,
   ProcessorDefinition,
   ProcessorFn,
   ProcessorKind,
   ProcessorRegistry,
 } from "./src/graph_config.ts";
+export type {
+  ConnectionConfig,
+  ErrorRuleConfig,
+  GraphConfig,
+  GraphNodeConfig,
+  NodeRefConfig,
+  PipelineConfig,
+  ProcessorConfig,
+  ProcessorOptionsConfig,
+} from "./src/graph_config_types.ts";

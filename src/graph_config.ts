@@ -28,6 +28,7 @@ import { flatMapStage } from "./flat_map_stage.ts";
 import { type AnyStage, Pipeline, type PipelineOptions } from "./pipeline.ts";
 import { type Graph, graph, source } from "./graph.ts";
 import type { GraphOptions } from "./graph_types.ts";
+import type { GraphConfig, PipelineConfig } from "./graph_config_types.ts";
 import { type Stage, stage } from "./stage.ts";
 
 // The schema: data only (no functions), so that it has a JSON Schema.
@@ -87,19 +88,7 @@ const pipelineOptions = z.strictObject({
   onError: onError.optional(),
 }, { error: "must be an object of pipeline options" });
 
-/**
- * The zod schema of a pipeline's config: its `name`, its `processors` in
- * order (each a registered `type` with `parameters` and stage `options`) and
- * pipeline `options`. Data only, so it converts to JSON Schema.
- *
- * @example
- * ```ts
- * import { pipelineConfigSchema } from "./graph_config.ts";
- *
- * const parsed = pipelineConfigSchema.safeParse({ processors: [{ name: "parse", type: "json" }] });
- * console.assert(parsed.success);
- * ```
- */
+/** The zod schema of a {@linkcode PipelineConfig}. @internal */
 export const pipelineConfigSchema = z.strictObject({
   $schema: z.string().optional().describe("The JSON Schema this file follows, for editors."),
   name: nodeName.optional().describe('The pipeline\'s name. Default "pipeline".'),
@@ -108,9 +97,6 @@ export const pipelineConfigSchema = z.strictObject({
     .describe("The processors, in the order items flow through them."),
   options: pipelineOptions.optional().describe("Pipeline options."),
 }, { error: "must be an object with processors" }).describe("A sluice pipeline config (see fromConfig).");
-
-/** A pipeline's config, as {@linkcode pipelineConfigSchema} describes it. */
-export type PipelineConfig = z.input<typeof pipelineConfigSchema>;
 
 const graphNode = processorConfig.extend({
   kind: z.enum(["stage", "route", "broadcast", "merge", "join"], {
@@ -139,25 +125,7 @@ const connection = nodeRef.extend({
   as: nodeName.optional().describe("When to is a join: the branch's name in the joined object. Default: from."),
 });
 
-/**
- * The zod schema of a graph's config: its `sources` by name, its nodes
- * (`processors`: stages and routes of registered types, broadcasts, merges
- * and joins), the `connections` between them, its `outputs` and graph
- * `options`. Data only, so it converts to JSON Schema.
- *
- * @example
- * ```ts
- * import { graphConfigSchema } from "./graph_config.ts";
- *
- * const parsed = graphConfigSchema.safeParse({
- *   sources: ["lines"],
- *   processors: [{ name: "parse", type: "json" }],
- *   connections: [{ from: "lines", to: "parse" }],
- *   outputs: { parsed: "parse" },
- * });
- * console.assert(parsed.success);
- * ```
- */
+/** The zod schema of a {@linkcode GraphConfig}. @internal */
 export const graphConfigSchema = z.strictObject({
   $schema: z.string().optional().describe("The JSON Schema this file follows, for editors."),
   name: nodeName.optional().describe('The graph\'s name. Default "graph".'),
@@ -179,20 +147,7 @@ export const graphConfigSchema = z.strictObject({
 }, { error: "must be an object with sources, processors, connections and outputs" })
   .describe("A sluice graph config (see fromConfig).");
 
-/** A graph's config, as {@linkcode graphConfigSchema} describes it. */
-export type GraphConfig = z.input<typeof graphConfigSchema>;
-
-/**
- * The zod schema of any config: a pipeline's ({@linkcode pipelineConfigSchema})
- * or, when it has `sources`, a graph's ({@linkcode graphConfigSchema}).
- *
- * @example
- * ```ts
- * import { configSchema } from "./graph_config.ts";
- *
- * console.assert(configSchema.safeParse({ processors: [{ name: "parse", type: "json" }] }).success);
- * ```
- */
+/** The zod schema of any config: a pipeline's or (with `sources`) a graph's. @internal */
 export const configSchema = z.union([pipelineConfigSchema, graphConfigSchema]);
 
 /**
@@ -228,7 +183,7 @@ export function configJsonSchema(registry?: ProcessorRegistry): Record<string, u
       const literal = z.literal(type).describe(definition.description ?? `The registered processor type "${type}".`);
       return base.extend({
         type: optional ? literal.optional() : literal,
-        parameters: (definition.parameters ?? z.record(z.string(), z.unknown())).optional(),
+        parameters: (zodOf(definition.parameters) ?? z.record(z.string(), z.unknown())).optional(),
       });
     });
     return types.length === 1 ? types[0] : z.union(types);
@@ -238,6 +193,11 @@ export function configJsonSchema(registry?: ProcessorRegistry): Record<string, u
     graphConfigSchema.extend({ processors: z.array(typed(graphNode, true)).min(1) }),
   ]);
   return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
+}
+
+/** `schema` as a zod schema, when it is one (it has zod's internals). */
+function zodOf(schema: ParameterSchema<unknown> | undefined): z.ZodType | undefined {
+  return (schema as { _zod?: unknown } | undefined)?._zod ? schema as unknown as z.ZodType : undefined;
 }
 
 // The registry.
@@ -267,9 +227,32 @@ export interface ProcessorDefinition<P = Record<string, unknown>> {
    * each problem is reported at its path.
    * @default {undefined} the parameters are passed as they are (`{}` when absent)
    */
-  readonly parameters?: z.ZodType<P>;
+  readonly parameters?: ParameterSchema<P>;
   /** Makes the function of one processor from its parameters. */
   readonly create: (parameters: P) => ProcessorFn;
+}
+
+/**
+ * What `parameters` must be: a zod schema (any zod 4 schema is one). Only
+ * `safeParse` is used to check parameters; `configJsonSchema(registry)`
+ * converts it with `z.toJSONSchema`.
+ * @typeParam P The parameters, once parsed.
+ */
+export interface ParameterSchema<P> {
+  /** Parses `value`: the parameters, or the issues found, each with its path. */
+  safeParse(value: unknown):
+    | { readonly success: true; readonly data: P }
+    | { readonly success: false; readonly error: { readonly issues: readonly ParameterIssue[] } };
+}
+
+/** One problem a {@linkcode ParameterSchema} found, as zod reports it. */
+export interface ParameterIssue {
+  /** What kind of problem (zod's issue codes: `invalid_value`, `unrecognized_keys`, …). */
+  readonly code: string;
+  /** Where, inside the parameters. */
+  readonly path: readonly PropertyKey[];
+  /** What is wrong. */
+  readonly message: string;
 }
 
 /** Processor types by name, for {@linkcode fromConfig}. */
@@ -285,7 +268,7 @@ export interface AnyProcessorDefinition {
   /** See {@linkcode ProcessorDefinition.description}. */
   readonly description?: string;
   /** See {@linkcode ProcessorDefinition.parameters}. */
-  readonly parameters?: z.ZodType;
+  readonly parameters?: ParameterSchema<unknown>;
   /** See {@linkcode ProcessorDefinition.create}. */
   readonly create: (parameters: never) => ProcessorFn;
 }
@@ -391,6 +374,8 @@ export function fromConfig<I = unknown, O = unknown>(
  * Builds a graph from a config with `sources`: stage and route nodes of
  * registered types, broadcasts, merges and joins, joined by `connections`
  * and read by `outputs`. See the first overload, and {@linkcode graph}.
+ * A config parsed from JSON or YAML is `any` to TypeScript, which picks the
+ * pipeline overload: type a graph's config as {@linkcode GraphConfig}.
  *
  * @typeParam In Each source's item type, by source name (the config cannot tell; say it).
  * @typeParam Out Each output's item type, by output name.
@@ -403,7 +388,8 @@ export function fromConfig<I = unknown, O = unknown>(
  *
  * @example Route by a registered key function
  * ```ts
- * import { fromConfig, type GraphConfig, processor } from "./graph_config.ts";
+ * import { fromConfig, processor } from "./graph_config.ts";
+ * import type { GraphConfig } from "./graph_config_types.ts";
  *
  * const registry = {
  *   parity: processor({ kind: "route", create: () => (n: number) => n % 2 === 0 ? "even" : "odd" }),
@@ -778,7 +764,9 @@ function checkParameters(
   if (!definition.parameters) return given ?? {};
   const result = definition.parameters.safeParse(given ?? {});
   if (result.success) return result.data;
-  for (const issue of result.error.issues) problems.push(problemOf(issue, definition.parameters, given ?? {}, at));
+  for (const issue of result.error.issues) {
+    problems.push(problemOf(issue as z.core.$ZodIssue, definition.parameters as z.ZodType, given ?? {}, at));
+  }
   return undefined;
 }
 

@@ -6,7 +6,6 @@ import { z } from "zod";
 import {
   ConfigError,
   configJsonSchema,
-  configSchema,
   type DeadLetter,
   fromConfig,
   Graph,
@@ -17,6 +16,7 @@ import {
   type ProcessorRegistry,
 } from "../mod.ts";
 import { configSchemaText } from "../scripts/config_schema.ts";
+import { configSchema, graphConfigSchema, pipelineConfigSchema } from "../src/graph_config.ts";
 import { root } from "./fixtures/runtimes.ts";
 
 const registry = {
@@ -43,6 +43,11 @@ const registry = {
     },
   }),
 } satisfies ProcessorRegistry;
+
+/** `T` with no `readonly` anywhere, to compare with zod's types and to break configs in tests. */
+type Writable<T> = unknown extends T ? T
+  : T extends string | number | boolean | null | undefined ? T
+  : { -readonly [K in keyof T]: Writable<T[K]> };
 
 /** The ConfigError `fn` throws. */
 function configErrorOf(fn: () => unknown): ConfigError {
@@ -319,7 +324,7 @@ test("fromConfig() builds a graph from a config with sources: a route, a broadca
 });
 
 test("fromConfig() reports a graph's mistakes at their paths: kinds, branches, connections, inputs", () => {
-  const config = structuredClone(ordersGraph()) as GraphConfig & { processors: Record<string, unknown>[] };
+  const config = structuredClone(ordersGraph()) as Writable<GraphConfig>;
   config.processors[1].type = "risk";
   config.processors[2].kind = "route";
   config.connections[1] = { ...config.connections[1], branch: "bg" };
@@ -356,4 +361,11 @@ test("fromConfig() reports the graph's own checks (a cycle) at the node's path, 
   assert.match(error.message, /^Config "loop": (processors\[\d\]|connections): Graph "loop".*cycle/);
   const misuse = configErrorOf(() => fromConfig({ processors: [{ name: "r", type: "byTotal" }] }, graphRegistry));
   assert.equal(misuse.message, 'Config: processors[0].type: type "byTotal" is a route type: graphs only');
+});
+
+test("PipelineConfig and GraphConfig are the zod schemas' input types, both ways (a compile-time check)", () => {
+  type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+  const pipeline: Same<Writable<PipelineConfig>, z.input<typeof pipelineConfigSchema>> = true;
+  const graph: Same<Writable<GraphConfig>, z.input<typeof graphConfigSchema>> = true;
+  assert.ok(pipeline && graph);
 });

@@ -130,3 +130,65 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+// Graphs (issue 18).
+export { Graph, graph, source } from "./src/graph.ts";
+export type { GraphCollectResult, GraphInput, GraphRun, GraphStream } from "./src/graph.ts";
+export type {
+  EdgeRef,
+  GraphBuilder,
+  GraphEdgeMetrics,
+  GraphMetrics,
+  GraphNodeMetrics,
+  GraphOptions,
+  GraphSources,
+  GraphTapMetrics,
+  Handle,
+  HandleType,
+  Joined,
+  JoinOptions,
+  NodeRef,
+  RouteHandles,
+  RouteKeyOptions,
+  RouteWhenOptions,
+  SourceDeclaration,
+  SourceType,
+  TapFn,
+  TapInfo,
+  TapOptions,
+} from "./src/graph_types.ts";
+export { RouteError } from "./src/route.ts";
+export { JoinError } from "./src/join.ts";
+// Graphs (issue 18): rendering and declarative config.
+export type {
+  GraphNodeCounts,
+  GraphNodeKind,
+  GraphShape,
+  GraphShapeEdge,
+  GraphShapeNode,
+  ShapeOptions,
+} from "./src/graph_shape.ts";
+export { toMermaid } from "./src/mermaid.ts";
+export type { MermaidOptions } from "./src/mermaid.ts";
+export { toOutline } from "./src/outline.ts";
+export { configJsonSchema, fromConfig, processor } from "./src/graph_config.ts";
+export type {
+  AnyProcessorDefinition,
+  FromConfigOptions,
+  FromGraphConfigOptions,
+  ParameterIssue,
+  ParameterSchema,
+  ProcessorDefinition,
+  ProcessorFn,
+  ProcessorKind,
+  ProcessorRegistry,
+} from "./src/graph_config.ts";
+export type {
+  ConnectionConfig,
+  ErrorRuleConfig,
+  GraphConfig,
+  GraphNodeConfig,
+  NodeRefConfig,
+  PipelineConfig,
+  ProcessorConfig,
+  ProcessorOptionsConfig,
+} from "./src/graph_config_types.ts";

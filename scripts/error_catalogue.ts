@@ -16,13 +16,20 @@
 import {
   batchStage,
   flatMapStage,
+  fromConfig,
+  graph,
   metricsHandler,
   Pipeline,
+  processor,
   progress,
+  source as graphSource,
   stage,
   StatusTracker,
+  toMermaid,
   toPrometheus,
 } from "../mod.ts";
+import type { GraphBuilder, Handle } from "../mod.ts";
+import { z } from "zod";
 import { PoisonMessageError } from "../redis.ts";
 import { instrument } from "../otel.ts";
 
@@ -40,7 +47,14 @@ export type Place =
   | "toPrometheus()"
   | "metricsHandler()"
   | "progress()"
-  | "instrument()";
+  | "instrument()"
+  // Graphs (issue 18): rendering and declarative config.
+  | "toMermaid()"
+  | "pipeline.toMermaid()"
+  | "fromConfig()"
+  // Graphs (issue 18): the graph builder.
+  | "graph()"
+  | "graph.run()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -1036,6 +1050,8 @@ export const MISTAKES: readonly Mistake[] = [
     expect: { classes: EITHER, field: "subscribe()", value: `got "log"`, allowed: /a function/ },
   },
   ...observabilityRows(),
+  ...renderAndConfigRows(),
+  ...graphRows(),
 ];
 
 /** The places of the observability export's mistakes, in the order docs/errors.md lists them. */
@@ -1219,6 +1235,201 @@ function observabilityRows(): Mistake[] {
   ];
 }
 
+/** The places of the graph builder's mistakes (issue 18), in the order docs/errors.md lists them. */
+const GRAPH_PLACES: readonly Place[] = ["graph()", "graph.run()"];
+
+function graphRows(): Mistake[] {
+  type Body = (b: GraphBuilder, n: Handle<number>) => Record<string, Handle<unknown>>;
+  const make = (options: Record<string, unknown>, body: Body = (_b, n) => ({ n })) =>
+    graph(
+      { name: "g", sources: { n: graphSource<number>() }, ...options } as never,
+      (b, sources: Record<string, Handle<unknown>>) => body(b, sources.n as Handle<number>),
+    );
+  const option = (mistake: string, options: Record<string, unknown>, field: string, got: string, allowed: RegExp) =>
+    ({
+      place: "graph()",
+      mistake,
+      code: `graph(${lit({ name: "g", sources: new Raw("{ n: source() }"), ...options })}, build)`,
+      attempt: () => make(options),
+      expect: { classes: CONFIG, field, value: got, allowed },
+    }) satisfies Mistake;
+  const fanned = (options: unknown): Body => (b, n) => {
+    const fan = b.broadcast("fan", n);
+    const a = b.add(stage("a", identity), fan);
+    const c = b.add(stage("c", identity), fan);
+    return { out: b.join("j", { a, c }, options as never) };
+  };
+  const twoSources = () =>
+    graph({ name: "g", sources: { a: graphSource<number>(), b: graphSource<number>() } }, (b, { a, b: second }) => ({
+      all: b.merge("all", [a, second]),
+    }));
+  return [
+    option("queueSize is 0", { queueSize: 0 }, "queueSize", "got 0", positiveInteger),
+    option("a misspelt option", { queuesize: 10 }, "queuesize", "(got 10)", /did you mean "queueSize"\?/),
+    option("no sources", { sources: {} }, "sources", "got an object", /at least one source/),
+    {
+      place: "graph()",
+      mistake: "a join's timeoutMs is 0",
+      code: `b.join("j", { a, c }, { timeoutMs: 0 })`,
+      attempt: () => make({}, fanned({ timeoutMs: 0 })),
+      expect: { classes: CONFIG, field: "timeoutMs", value: "got 0", allowed: msAbove0 },
+    },
+    {
+      place: "graph()",
+      mistake: "a misspelt join option",
+      code: `b.join("j", { a, c }, { timeout: 50 })`,
+      attempt: () => make({}, fanned({ timeout: 50 })),
+      expect: { classes: CONFIG, field: "timeout", value: "(got 50)", allowed: /did you mean "timeoutMs"\?/ },
+    },
+    {
+      place: "graph()",
+      mistake: "a tap's whenFull is unknown",
+      code: `b.tap(n, fn, { whenFull: "block" })`,
+      attempt: () =>
+        make({}, (b, n) => {
+          b.tap(n, () => {}, { whenFull: "block" as never });
+          return { n };
+        }),
+      expect: { classes: CONFIG, field: "whenFull", value: `got "block"`, allowed: /"drop" or "sample"/ },
+    },
+    {
+      place: "graph()",
+      mistake: "a tap's bufferSize is 0",
+      code: `b.tap(n, fn, { bufferSize: 0 })`,
+      attempt: () =>
+        make({}, (b, n) => {
+          b.tap(n, () => {}, { bufferSize: 0 });
+          return { n };
+        }),
+      expect: { classes: CONFIG, field: "bufferSize", value: "got 0", allowed: positiveInteger },
+    },
+    {
+      place: "graph.run()",
+      mistake: "a missing source",
+      code: `graph({ sources: { a: source(), b: source() } }, build).run({ a: [1] })`,
+      attempt: () => twoSources().run({ a: [1] } as never),
+      expect: { classes: EITHER, field: 'source "b"', value: /is missing/, allowed: /pass every source by name/ },
+    },
+    {
+      place: "graph.run()",
+      mistake: "one source alone for a graph of two",
+      code: `graph({ sources: { a: source(), b: source() } }, build).run([1])`,
+      attempt: () => twoSources().run([1] as never),
+      expect: { classes: EITHER, field: "sources", value: /has 2 sources/, allowed: /pass them by name/ },
+    },
+  ];
+}
+
+/** The places of issue 18's rendering and config mistakes, in the order docs/errors.md lists them. */
+const RENDER_AND_CONFIG_PLACES: readonly Place[] = ["toMermaid()", "pipeline.toMermaid()", "fromConfig()"];
+
+function renderAndConfigRows(): Mistake[] {
+  const shape = { name: "g", nodes: [{ name: "a", kind: "stage" as const }], edges: [] };
+  const registry = {
+    json: processor({ create: () => (line: string) => JSON.parse(line) as unknown }),
+    change: processor({
+      parameters: z.object({ transformation: z.enum(["upper", "lower"]) }),
+      create: () => (s: string) => s.toUpperCase(),
+    }),
+    load: processor({ kind: "batch", create: () => (rows: readonly string[]) => rows }),
+  };
+  const config = (
+    mistake: string,
+    code: string,
+    value: unknown,
+    field: string,
+    got: string | RegExp,
+    allowed: RegExp,
+  ) =>
+    ({
+      place: "fromConfig()",
+      mistake,
+      code,
+      attempt: () => fromConfig(value as never, registry),
+      expect: { classes: CONFIG, field, value: got, allowed },
+    }) satisfies Mistake;
+  const json = { name: "p", type: "json" };
+  return [
+    {
+      place: "toMermaid()",
+      mistake: "an edge to a node the shape lacks",
+      code: `toMermaid({ name: "g", nodes: [{ name: "a", kind: "stage" }], edges: [{ from: "a", to: "b" }] })`,
+      attempt: () => toMermaid({ ...shape, edges: [{ from: "a", to: "b" }] }),
+      expect: { classes: CONFIG, field: "edges[0].to", value: `is "b"`, allowed: /the nodes are "a"/ },
+    },
+    {
+      place: "toMermaid()",
+      mistake: "an unknown direction",
+      code: `toMermaid(shape, { direction: "up" })`,
+      attempt: () => toMermaid(shape, { direction: "up" as never }),
+      expect: { classes: CONFIG, field: "direction", value: `got "up"`, allowed: /"LR", "RL", "TB" or "BT"/ },
+    },
+    {
+      place: "pipeline.toMermaid()",
+      mistake: "counts is not a boolean",
+      code: `pipeline.toMermaid({ counts: "yes" })`,
+      attempt: () => new Pipeline({ name: "p", stages: [parse()] }).toMermaid({ counts: "yes" as never }),
+      expect: { classes: CONFIG, field: "counts", value: `got "yes"`, allowed: /true or false/ },
+    },
+    config(
+      "a parameter outside its enum",
+      `fromConfig({ processors: [{ name: "c", type: "change", parameters: { transformation: "title" } }] }, registry)`,
+      { processors: [{ name: "c", type: "change", parameters: { transformation: "title" } }] },
+      "processors[0].parameters.transformation",
+      `got "title"`,
+      /expected one of "upper", "lower"/,
+    ),
+    config(
+      "an unknown processor type",
+      `fromConfig({ processors: [{ name: "p", type: "jsn" }] }, registry)`,
+      { processors: [{ ...json, type: "jsn" }] },
+      "processors[0].type",
+      `"jsn"`,
+      /did you mean "json"\? the registry has "json", "change", "load"/,
+    ),
+    config(
+      "a misspelt key",
+      `fromConfig({ processors: [{ name: "p", type: "json", paramters: {} }] }, registry)`,
+      { processors: [{ ...json, paramters: {} }] },
+      "processors[0]",
+      `"paramters"`,
+      /did you mean "parameters"\? the keys are name, type, parameters, options/,
+    ),
+    config(
+      "a bad stage option",
+      `fromConfig({ processors: [{ name: "p", type: "json", options: { concurrency: 0 } }] }, registry)`,
+      { processors: [{ ...json, options: { concurrency: 0 } }] },
+      "processors[0].options.concurrency",
+      "got 0",
+      /positive integer/,
+    ),
+    config(
+      "a batch type without batchSize",
+      `fromConfig({ processors: [{ name: "l", type: "load" }] }, registry)`,
+      { processors: [{ name: "l", type: "load" }] },
+      "processors[0].options.batchSize",
+      /batch type "load"/,
+      /is required/,
+    ),
+    config(
+      "an unknown error action",
+      `fromConfig({ processors: [{ name: "p", type: "json", options: { onError: [["SyntaxError", "ignore"]] } }] }, registry)`,
+      { processors: [{ ...json, options: { onError: [["SyntaxError", "ignore"]] } }] },
+      "processors[0].options.onError[0][1]",
+      `got "ignore"`,
+      /"retry", "deadLetter", "skip", "halt"/,
+    ),
+    config(
+      "a connection to an unknown node",
+      `fromConfig({ sources: ["s"], processors: [{ name: "p", type: "json" }], connections: [{ from: "s", to: "q" }], outputs: { out: "p" } }, registry)`,
+      { sources: ["s"], processors: [json], connections: [{ from: "s", to: "q" }], outputs: { out: "p" } },
+      "connections[0].to",
+      `"q"`,
+      /they are "p"/,
+    ),
+  ];
+}
+
 // ---------------------------------------------------------------------------
 // Running the catalogue.
 
@@ -1312,6 +1523,8 @@ export async function markdown(): Promise<string> {
     "flatMapStage()",
     "new StatusTracker()",
     ...OBSERVABILITY_PLACES,
+    ...RENDER_AND_CONFIG_PLACES,
+    ...GRAPH_PLACES,
   ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);

@@ -10,19 +10,24 @@ import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { onErrorSchema } from "./error_router.ts";
 
-const positiveInteger = z.int({ error: "must be a positive integer" })
+/** @internal */
+export const positiveInteger = z.int({ error: "must be a positive integer" })
   .min(1, { error: "must be a positive integer" });
-const nonNegativeInteger = z.int({ error: "must be a whole number, 0 or more" })
+/** @internal */
+export const nonNegativeInteger = z.int({ error: "must be a whole number, 0 or more" })
   .min(0, { error: "must be a whole number, 0 or more" });
-const positiveMs = z.number({ error: "must be a finite number of milliseconds above 0" })
+/** @internal */
+export const positiveMs = z.number({ error: "must be a finite number of milliseconds above 0" })
   .positive({ error: "must be a finite number of milliseconds above 0" });
-const nonNegativeMs = z.number({ error: "must be a finite number of milliseconds, 0 or more" })
+/** @internal */
+export const nonNegativeMs = z.number({ error: "must be a finite number of milliseconds, 0 or more" })
   .min(0, { error: "must be a finite number of milliseconds, 0 or more" });
 const func = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", {
   error: "must be a function",
 });
 
-const backoff = z.strictObject({
+/** @internal */
+export const backoffSchema = z.strictObject({
   initialDelayMs: nonNegativeMs.optional(),
   maxDelayMs: nonNegativeMs.optional(),
   multiplier: z.number({ error: "must be a finite number, 1 or more" })
@@ -45,7 +50,8 @@ const rateLimiter = z.custom<unknown>(
   { error: "must be { limit, intervalMs } or a RateLimiter" },
 );
 
-const circuitBreaker = z.strictObject({
+/** @internal */
+export const circuitBreakerSchema = z.strictObject({
   failureThreshold: positiveInteger,
   windowMs: positiveMs.optional(),
   windowSize: positiveInteger.optional(),
@@ -64,7 +70,7 @@ const circuitBreaker = z.strictObject({
 
 const strategyStageOptions = {
   onError: onErrorSchema.optional(),
-  circuitBreaker: circuitBreaker.optional(),
+  circuitBreaker: circuitBreakerSchema.optional(),
   rateLimit: z.union([rateLimiter, rateLimitSchema], { error: "must be { limit, intervalMs } or a RateLimiter" })
     .optional(),
 };
@@ -89,7 +95,7 @@ const strategyPipelineOptions = {
 const commonStageOptions = {
   concurrency: positiveInteger.optional(),
   maxRetries: nonNegativeInteger.optional(),
-  backoff: backoff.optional(),
+  backoff: backoffSchema.optional(),
   retryIf: func.optional(),
   timeoutMs: positiveMs.optional(),
   ordered: z.boolean({ error: "must be true or false" }).optional(),
@@ -227,7 +233,8 @@ function suggestion(key: string, allowed: readonly string[]): string {
   return near ? `did you mean "${near}"? ` : "";
 }
 
-function editDistance(a: string, b: string): number {
+/** @internal */
+export function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];

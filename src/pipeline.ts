@@ -31,6 +31,10 @@ import { type LatencyReport, latencyReport } from "./latency_report.ts";
 import { FlowControl, type PipelineStrategies, type PipelineStrategyOptions } from "./flow_control.ts";
 import { callHook, type PipelineHooks } from "./hooks.ts";
 import { checkReplay, type ReplayEntry, replayEnvelope, unpend } from "./replay.ts";
+import type { GraphShape, ShapeOptions } from "./graph_shape.ts";
+import { type MermaidOptions, toMermaid } from "./mermaid.ts";
+import { toOutline } from "./outline.ts";
+import { checkMermaidOptions, checkShapeOptions, pipelineShape } from "./pipeline_shape.ts";
 
 /** Any stage, whatever it takes and gives. */
 export type AnyStage = Stage<never, unknown>;
@@ -554,6 +558,63 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    */
   latencySummary(): LatencyReport {
     return latencyReport((this.#current ?? this.#newRun()).metrics);
+  }
+
+  /**
+   * The pipeline as nodes and edges: `source → …stages → output`, the shape
+   * {@linkcode toMermaid} and {@linkcode toOutline} draw. With
+   * `{ counts: true }`, each node carries the latest run's counts (live while
+   * it runs) and each edge the items that crossed it.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "p", stages: [stage("double", (n: number) => n * 2)] });
+   * await pipeline.run([1, 2, 3]);
+   * const shape = pipeline.shape({ counts: true });
+   * console.assert(shape.nodes.map((node) => node.name).join() === "source,double,output");
+   * console.assert(shape.edges[1].items === 3 && shape.nodes[1].counts?.completed === 3);
+   * ```
+   */
+  shape(options: ShapeOptions = {}): GraphShape {
+    const { counts } = checkShapeOptions(options, `Pipeline "${this.name}" shape()`);
+    return pipelineShape(this.name, this.#specs.map((spec) => spec.name), counts ? this.getMetrics() : undefined);
+  }
+
+  /**
+   * The pipeline as a Mermaid flowchart (see {@linkcode toMermaid}), with
+   * the latest run's counts on its nodes and edges when `counts` is `true`.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "etl", stages: [stage("parse", (s: string) => JSON.parse(s))] });
+   * const text = pipeline.toMermaid({ direction: "TB" });
+   * console.assert(text.includes("flowchart TB") && text.includes('n1["parse"]') && text.includes("n1 --> n2"));
+   * ```
+   */
+  toMermaid(options: ShapeOptions & MermaidOptions = {}): string {
+    const { shape, mermaid } = checkMermaidOptions(options, `Pipeline "${this.name}" toMermaid()`);
+    return toMermaid(this.shape(shape), mermaid);
+  }
+
+  /**
+   * The pipeline as a plain text outline (see {@linkcode toOutline}), with
+   * the latest run's counts when `counts` is `true`.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, stage } from "../mod.ts";
+   *
+   * const pipeline = new Pipeline({ name: "etl", stages: [stage("parse", (s: string) => JSON.parse(s))] });
+   * await pipeline.run(["1", "{"]);
+   * console.assert(pipeline.toOutline({ counts: true }).includes("parse   (stage)   → output [1 item]  | in 2 · done 1 · failed 1"));
+   * ```
+   */
+  toOutline(options: ShapeOptions = {}): string {
+    return toOutline(this.shape(options));
   }
 
   /**

@@ -64,6 +64,13 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       "pipeline.subscribe()",
       "progress()",
       "toPrometheus()",
+      // Graphs (issue 18): rendering and declarative config.
+      "fromConfig()",
+      "pipeline.toMermaid()",
+      "toMermaid()",
+      // Graphs (issue 18): the graph builder.
+      "graph()",
+      "graph.run()",
     ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);

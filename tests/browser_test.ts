@@ -15,12 +15,9 @@ import { tmpdir } from "node:os";
 import { extname, join, normalize, sep } from "node:path";
 import { bundle } from "../scripts/build.ts";
 import { nodeOnly, root, skipBecause } from "./fixtures/runtimes.ts";
+import { launchChromium, noChromium } from "./fixtures/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const skip = skipBecause(
-  "tests/browser_test.ts",
-  nodeOnly || (!existsSync(CHROMIUM) && `${CHROMIUM} is not installed: apt-get install -y chromium (.ci/run does)`),
-);
+const skip = skipBecause("tests/browser_test.ts", nodeOnly || noChromium);
 const fixtures = join(root, "tests", "fixtures", "browser");
 const zodDir = join(root, "node_modules", "zod");
 
@@ -72,12 +69,11 @@ function serve(sluiceBundle: string): { server: Server; requests: Map<number, nu
 test("Chromium runs the bundle from an import map: a pipeline with retries and a dead letter queue", {
   skip,
 }, async () => {
-  const { chromium } = await import("playwright-core");
   const dir = mkdtempSync(join(tmpdir(), "sluice-browser-"));
   const sluiceBundle = join(dir, "mod.js");
   await bundle(sluiceBundle, { sourcemap: false });
   const { server, requests } = serve(sluiceBundle);
-  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const problems: string[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -85,20 +81,7 @@ test("Chromium runs the bundle from an import map: a pipeline with retries and a
       server.listen(0, "127.0.0.1", () => resolve());
     });
     const { port } = server.address() as { port: number };
-    // Playwright gives the browser a new, empty profile directory of its own.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("console", (message) => {

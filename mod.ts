@@ -130,3 +130,7 @@ export type {
   PausedEvent,
   StageEventBase,
 } from "./src/events.ts";
+// Worker stages (issue 14).
+export { workerStage } from "./src/worker_stage.ts";
+export type { WorkerContext, WorkerFn, WorkerStageOptions } from "./src/worker_stage.ts";
+export { WorkerCrashedError } from "./src/worker_errors.ts";

@@ -278,7 +278,8 @@ function tsxInWorkers(): string | undefined {
   const major = Number(process?.versions?.node?.split(".")[0]);
   const args = process?.execArgv ?? [];
   const usesTsx = args.some((arg, i) =>
-    /^--(import|loader|experimental-loader)(=|$)/.test(arg) && /(^|[=/])tsx(\/esm)?$/.test(arg.includes("=") ? arg : args[i + 1] ?? "")
+    /^--(import|loader|experimental-loader)(=|$)/.test(arg) &&
+    /(^|[=/])tsx(\/esm)?$/.test(arg.includes("=") ? arg : args[i + 1] ?? "")
   );
   if (!usesTsx || !(major < 22)) return undefined;
   try {

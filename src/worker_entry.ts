@@ -37,6 +37,25 @@ const post = await connectToParent((data) => {
   pump();
 });
 
+reportExits();
+
+/** Makes `process.exit()` and `Deno.exit()` tell the parent first: a Deno worker that exits is otherwise silent. */
+function reportExits(): void {
+  const holders = [(globalThis as { process?: unknown }).process, (globalThis as { Deno?: unknown }).Deno];
+  for (const holder of holders as ({ exit?: (code?: number) => never } | undefined)[]) {
+    const exit = holder?.exit;
+    if (!holder || typeof exit !== "function") continue;
+    try {
+      holder.exit = (code?: number) => {
+        post({ type: "exit", code }, []);
+        return exit.call(holder, code);
+      };
+    } catch {
+      // a read-only exit: the runtime reports the exit itself
+    }
+  }
+}
+
 async function load(message: InitMessage): Promise<void> {
   init = message;
   try {
@@ -144,5 +163,8 @@ function sendUncloneable(message: FromWorker, error: unknown): void {
       `a worker stage's outputs must be structured-cloneable (no functions, symbols or class instances that need their methods)`,
   );
   const wire = { ...toWireError(why), permanent: true };
-  post(id === -1 ? { type: "loadFailed", error: wire } : { type: "done", results: [{ id, ok: false, error: wire }] }, []);
+  post(
+    id === -1 ? { type: "loadFailed", error: wire } : { type: "done", results: [{ id, ok: false, error: wire }] },
+    [],
+  );
 }

@@ -60,7 +60,13 @@ const MAX_CAUSE_DEPTH = 8;
 /** `error` as data that survives `postMessage`. @internal */
 export function toWireError(error: unknown, depth = 0): WireError {
   if (!(error instanceof Error)) {
-    return { name: "Error", message: describe(error), stack: undefined, permanent: false, fields: { thrown: clonable(error) } };
+    return {
+      name: "Error",
+      message: describe(error),
+      stack: undefined,
+      permanent: false,
+      fields: { thrown: clonable(error) },
+    };
   }
   const fields: Record<string, unknown> = {};
   for (const key of Object.keys(error)) {
@@ -96,7 +102,11 @@ const standardErrors: Readonly<Record<string, ErrorConstructor>> = {
  * @internal
  */
 export function fromWireError(wire: WireError): Error {
-  const cause = wire.cause === undefined ? undefined : "name" in wire.cause ? fromWireError(wire.cause) : wire.cause.value;
+  const cause = wire.cause === undefined
+    ? undefined
+    : "name" in wire.cause
+    ? fromWireError(wire.cause)
+    : wire.cause.value;
   const options = wire.cause === undefined ? undefined : { cause };
   const Class = wire.permanent ? PermanentError : standardErrors[wire.name] ?? Error;
   const error = new Class(wire.message, options);

@@ -212,6 +212,10 @@ export class WorkerPool {
       thread.ready = true;
       return;
     }
+    if (message.type === "exit") {
+      thread.worker.terminate();
+      return this.#crashed(thread, new Error(`the worker exited with code ${message.code ?? 0}`));
+    }
     if (message.type === "loadFailed") {
       const error = fromWireError(message.error);
       return this.#cannotRun(`could not load its function from ${this.#options.module}: ${error.message}`, error);

@@ -59,5 +59,15 @@ export interface ReadyMessage {
   readonly type: "ready";
 }
 
+/**
+ * The function called `process.exit()` or `Deno.exit()`: sent just before
+ * the worker stops (Deno tells the parent nothing when a worker exits).
+ * @internal
+ */
+export interface ExitMessage {
+  readonly type: "exit";
+  readonly code: number | undefined;
+}
+
 /** @internal */
-export type FromWorker = ReadyMessage | DoneMessage | LoadFailedMessage;
+export type FromWorker = ReadyMessage | DoneMessage | LoadFailedMessage | ExitMessage;

@@ -14,7 +14,14 @@ import { ConfigError, PermanentError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import { cpuCount, workerKind, workerSpawner } from "./runtime.ts";
 import type { RunContext } from "./run_context.ts";
-import { checkName, type CommonStageOptions, defineStage, itemSpecFields, type Stage, type StageSpec } from "./stage.ts";
+import {
+  checkName,
+  type CommonStageOptions,
+  defineStage,
+  itemSpecFields,
+  type Stage,
+  type StageSpec,
+} from "./stage.ts";
 import { WorkerPool } from "./worker_pool.ts";
 
 /** What a worker stage's function gets besides its input (it runs in another thread: no signal, no logger). */

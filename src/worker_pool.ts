@@ -52,7 +52,8 @@ class Thread {
   readonly jobs = new Map<number, Job>();
   /** True once the worker has loaded the module. */
   ready = false;
-  constructor(readonly worker: WorkerThread) {}
+  /** Set once started (the worker's events need the thread first). */
+  worker!: WorkerThread;
 }
 
 /** @internal */
@@ -143,13 +144,12 @@ export class WorkerPool {
       concurrency: options.concurrency,
     };
     try {
-      let thread: Thread | undefined;
-      const worker = this.#spawn!(options.entry, {
-        message: (data) => this.#received(thread!, data as FromWorker),
-        crash: (error) => this.#crashed(thread!, error),
+      const thread = new Thread();
+      thread.worker = this.#spawn!(options.entry, {
+        message: (data) => this.#received(thread, data as FromWorker),
+        crash: (error) => this.#crashed(thread, error),
       });
-      thread = new Thread(worker);
-      worker.post(init, []);
+      thread.worker.post(init, []);
       this.#threads.push(thread);
       return true;
     } catch (error) {

@@ -212,8 +212,12 @@ export type WorkerKind = "web" | "node";
 /** @internal */
 export function workerKind(): WorkerKind | undefined {
   if (typeof (globalThis as { Worker?: unknown }).Worker === "function") return "web";
-  const versions = (nodeProcess() as { versions?: { node?: string } } | undefined)?.versions;
-  return typeof versions?.node === "string" ? "node" : undefined;
+  // workerd's process object claims a Node version too, but has no engine
+  // versions (and no worker_threads): real Node names its V8.
+  const versions = (nodeProcess() as { versions?: { node?: string; v8?: string } } | undefined)?.versions;
+  return typeof versions?.node === "string" && typeof versions.v8 === "string" && versions.v8 !== ""
+    ? "node"
+    : undefined;
 }
 
 /** What a worker tells the thread that started it. @internal */

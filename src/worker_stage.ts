@@ -69,12 +69,12 @@ export interface WorkerStageOptions<I = unknown> extends CommonStageOptions {
   readonly export?: string;
   /**
    * The objects of an input to move to the worker instead of copying them
-   * (`ArrayBuffer`s, `MessagePort`s). A moved buffer is empty on this side
+   * (`Transferable`s: `ArrayBuffer`s, `MessagePort`s, …). A moved buffer is empty on this side
    * afterwards: an item whose worker then dies cannot be sent again and is
    * dead-lettered. For outputs, the module may export `transfer` too.
    * @default {undefined} everything is copied
    */
-  readonly transfer?: (value: I) => Transferable[];
+  readonly transfer?: (value: I) => readonly object[];
   /**
    * Fail at construction, with a `ConfigError`, on a runtime without
    * workers, instead of running the function inline on the main thread

@@ -47,7 +47,10 @@ const log = (line = "") => {
 // 1. CPU-bound: SHA-256 of 64 KB buffers.
 
 const BUFFER_BYTES = 64 * 1024;
-const buffers = Array.from({ length: 16 }, (_, b) => new Uint8Array(BUFFER_BYTES).map((_, i) => (i * 31 + b * 7) & 255).buffer);
+const buffers = Array.from(
+  { length: 16 },
+  (_, b) => new Uint8Array(BUFFER_BYTES).map((_, i) => (i * 31 + b * 7) & 255).buffer,
+);
 const digests = buffers.map((buffer) => sha256(buffer));
 const N = quick ? 64 : 2000;
 const inputs = Array.from({ length: N }, (_, i) => buffers[i % buffers.length]);
@@ -133,8 +136,10 @@ for (const [name, rate] of Object.entries(cpu)) {
   log(`| ${name} | ${fmt(rate)} | ${ratio(rate, cpu.inline)} | ${ratio(cpu.workerStage, rate)} |`);
 }
 log();
-log(`Targets: workerStage >= 1.7x inline (measured ${ratio(cpu.workerStage, cpu.inline)}); within 10% of the ` +
-  `hand-written pool (measured ${ratio(cpu.workerStage, cpu["hand-written pool"])}).`);
+log(
+  `Targets: workerStage >= 1.7x inline (measured ${ratio(cpu.workerStage, cpu.inline)}); within 10% of the ` +
+    `hand-written pool (measured ${ratio(cpu.workerStage, cpu["hand-written pool"])}).`,
+);
 log(`Load average after case 1: ${loadavg().map((x) => x.toFixed(2)).join(", ")}`);
 
 // ---------------------------------------------------------------------------
@@ -198,11 +203,16 @@ for (const micros of [0, 10, 30, 100, 300, 1000]) {
       }) as never
     ),
     "maxBatch 8": run(() =>
-      new Pipeline({ name: "w", stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work" })] }) as never
+      new Pipeline({
+        name: "w",
+        stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work" })],
+      }) as never
     ),
   }, n);
-  log(`| ${micros} µs | ${n} | ${fmt(rates.inline)} | ${fmt(rates["maxBatch 1"])} | ${fmt(rates["maxBatch 8"])} | ` +
-    `${ratio(rates["maxBatch 8"], rates.inline)} |`);
+  log(
+    `| ${micros} µs | ${n} | ${fmt(rates.inline)} | ${fmt(rates["maxBatch 1"])} | ${fmt(rates["maxBatch 8"])} | ` +
+      `${ratio(rates["maxBatch 8"], rates.inline)} |`,
+  );
 }
 log();
 log(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(", ")}`);

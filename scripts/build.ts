@@ -128,5 +128,9 @@ export async function build(outDir: string = join(root, "dist")): Promise<void> 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const outDir = resolve(process.argv[2] ?? join(root, "dist"));
   await build(outDir);
-  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, redis.js, otel.js, worker_entry.js and their declarations`);
+  console.log(
+    `built ${
+      relative(process.cwd(), outDir) || "."
+    }: mod.js, redis.js, otel.js, worker_entry.js and their declarations`,
+  );
 }

@@ -56,9 +56,10 @@ export interface WorkerStageOptions<I = unknown> extends CommonStageOptions {
   /**
    * The most items posted to a worker in one message when items queue up;
    * fewer are sent when the queue is short. 1 posts every item alone.
-   * Without `timeoutMs`, a worker holds up to `concurrency × maxBatch`
-   * items; with it, items are posted one at a time and a worker holds
-   * `concurrency`, so that the limit counts only an item's own work.
+   * Without `timeoutMs`, a worker holds up to `2 × concurrency × maxBatch`
+   * items (the next batch waits while results travel back); with it, items
+   * are posted one at a time and a worker holds `concurrency`, so that the
+   * limit counts only an item's own work.
    * @default {8}
    */
   readonly maxBatch?: number;
@@ -153,7 +154,9 @@ export function workerStage<I, O>(
   const exportName = resolved.export ?? "default";
   const timeoutMs = resolved.timeoutMs;
   const maxBatch = timeoutMs === undefined ? resolved.maxBatch ?? 8 : 1;
-  const window = concurrency * maxBatch;
+  // Without a timeout, a worker holds two messages' worth, so it has the next
+  // batch while its last results travel back; with one, only what it runs.
+  const window = timeoutMs === undefined ? 2 * concurrency * maxBatch : concurrency;
   const base: StageSpec = {
     // The pool times attempts itself (from posting), so the engine's policy has no timeout.
     ...itemSpecFields(name, { ...resolved, concurrency: threads * window, timeoutMs: kind ? undefined : timeoutMs }),

@@ -315,8 +315,9 @@ test("workerStage() on a runtime with workers logs no fallback warning", async (
 test("workerStage() defaults threads to the cores minus one, at least one", () => {
   const stage = workerStage("w", functions);
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  if (cores !== undefined) assert.equal(stage.concurrency, Math.max(1, cores - 1) * 8);
-  assert.ok(stage.concurrency >= 8);
+  // The stage holds 2 × maxBatch (8) items per thread.
+  if (cores !== undefined) assert.equal(stage.concurrency, Math.max(1, cores - 1) * 16);
+  assert.ok(stage.concurrency >= 16);
 });
 
 test("WorkerCrashedError is an Error with its name and stage", () => {

@@ -9,6 +9,7 @@
  */
 
 import { connectToParent } from "./runtime.ts";
+import { skip } from "./skip.ts";
 import { toWireError } from "./worker_errors.ts";
 import type { FromWorker, InitMessage, ToWorker, WireJob, WireResult } from "./worker_protocol.ts";
 import type { WorkerContext } from "./worker_stage.ts";
@@ -115,6 +116,10 @@ function start(fn: Fn, stage: string, job: WireJob): void {
 }
 
 function succeeded(id: number, value: unknown): WireResult {
+  // `skip` is a symbol, which does not clone; the worker's copy of sluice may not be the parent's.
+  if (typeof value === "symbol" && value.description === skip.description) {
+    return { id, ok: true, value: undefined, skip: true };
+  }
   const transfer = loaded?.transfer;
   if (transfer) {
     try {

@@ -12,6 +12,7 @@
 import { PermanentError, ShutdownError, TimeoutError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import { Fifo } from "./fifo.ts";
+import { skip } from "./skip.ts";
 import type { SpawnWorker, WorkerThread } from "./runtime.ts";
 import { fromWireError, WorkerCrashedError } from "./worker_errors.ts";
 import type { FromWorker, InitMessage, WireJob } from "./worker_protocol.ts";
@@ -107,16 +108,22 @@ export class WorkerPool {
     const { maxBatch, window } = this.#options;
     while (this.#queue.length > 0) {
       const thread = this.#leastLoaded();
-      const room = window - thread.jobs.size;
-      if (room <= 0) return;
+      const room = thread ? window - thread.jobs.size : 0;
+      if (!thread || room <= 0) return; // a worker's "ready" or results dispatch again
       const share = Math.ceil(this.#queue.length / this.#threads.length);
       this.#post(thread, this.#queue.take(Math.min(maxBatch, room, share)));
     }
   }
 
-  #leastLoaded(): Thread {
-    let best = this.#threads[0];
-    for (const thread of this.#threads) if (thread.jobs.size < best.jobs.size) best = thread;
+  /**
+   * The ready worker with the fewest items. Items go only to workers that
+   * have loaded the module, so that start-up counts in no item's timeout.
+   */
+  #leastLoaded(): Thread | undefined {
+    let best: Thread | undefined;
+    for (const thread of this.#threads) {
+      if (thread.ready && (!best || thread.jobs.size < best.jobs.size)) best = thread;
+    }
     return best;
   }
 
@@ -210,7 +217,7 @@ export class WorkerPool {
   #received(thread: Thread, message: FromWorker): void {
     if (message.type === "ready") {
       thread.ready = true;
-      return;
+      return this.#scheduleDispatch();
     }
     if (message.type === "exit") {
       thread.worker.terminate();
@@ -225,7 +232,7 @@ export class WorkerPool {
       if (!job) continue;
       thread.jobs.delete(result.id);
       if (job.timer !== undefined) clearTimeout(job.timer);
-      if (result.ok) job.resolve(result.value);
+      if (result.ok) job.resolve(result.skip ? skip : result.value);
       else job.reject(fromWireError(result.error));
     }
     this.#scheduleDispatch();

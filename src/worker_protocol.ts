@@ -39,7 +39,7 @@ export type ToWorker = InitMessage | RunMessage;
 
 /** How one item went. @internal */
 export type WireResult =
-  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: true; readonly value: unknown; readonly skip?: true }
   | { readonly id: number; readonly ok: false; readonly error: WireError };
 
 /** Results that were ready together. @internal */

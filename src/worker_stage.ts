@@ -114,7 +114,7 @@ function workerEntry(): URL {
  * @typeParam I What the stage takes (the function's input).
  * @typeParam O What it gives the next stage (the function's output).
  *
- * @example Hash buffers on two worker threads
+ * @example Square numbers on two worker threads
  * ```ts
  * import { Pipeline, workerStage } from "../mod.ts";
  *

@@ -320,6 +320,17 @@ test("workerStage() defaults threads to the cores minus one, at least one", () =
   assert.ok(stage.concurrency >= 16);
 });
 
+test("workerStage(): a function in a worker filters items out by returning skip", async () => {
+  const pipeline = new Pipeline({
+    name: "evens",
+    stages: [workerStage<number, number>("evens", functions, { threads: 2, export: "evens" })],
+  });
+  const { outputs, metrics } = await pipeline.collect(range(10));
+  assert.deepEqual(outputs, [0, 2, 4, 6, 8]);
+  assert.equal(metrics.totalFiltered, 5);
+  assert.equal(metrics.totalIngested, metrics.totalCompleted + metrics.totalFiltered);
+});
+
 test("WorkerCrashedError is an Error with its name and stage", () => {
   const error = new WorkerCrashedError("s", "its worker exited with code 1");
   assert.equal(error.name, "WorkerCrashedError");

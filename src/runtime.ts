@@ -236,8 +236,12 @@ export interface WorkerThread {
   terminate(): void;
 }
 
-/** Starts a worker running the module at `url`. @internal */
-export type SpawnWorker = (url: URL, events: WorkerEvents) => WorkerThread;
+/**
+ * Starts a worker running the module at `url`; `typescript`: it will load
+ * TypeScript modules (which Node needs tsx registered in the worker for).
+ * @internal
+ */
+export type SpawnWorker = (url: URL, events: WorkerEvents, typescript?: boolean) => WorkerThread;
 
 /** A module specifier kept out of bundlers' sight, so that web bundles never try to resolve it. */
 const NODE_WORKER_THREADS = ["node", "worker_threads"].join(":");
@@ -267,7 +271,7 @@ export async function workerSpawner(kind: WorkerKind): Promise<SpawnWorker> {
   if (kind === "web") return spawnWebWorker;
   const threads = await import(NODE_WORKER_THREADS) as NodeWorkerThreads;
   const tsx = tsxInWorkers();
-  return (url, events) => spawnNodeWorker(threads, url, tsx, events);
+  return (url, events, typescript = true) => spawnNodeWorker(threads, url, typescript ? tsx : undefined, events);
 }
 
 /**

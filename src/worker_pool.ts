@@ -69,8 +69,12 @@ export class WorkerPool {
   #dispatchScheduled = false;
   #nextId = 0;
 
+  /** True when the worker loads TypeScript: the entry (from the sources) or the user's module. */
+  readonly #typescript: boolean;
+
   constructor(options: PoolOptions) {
     this.#options = options;
+    this.#typescript = [options.entry.pathname, options.module].some((path) => /\.[cm]?tsx?([?#]|$)/.test(path));
   }
 
   /** Runs one attempt of an item on a worker; settles with the function's result or error. */
@@ -155,7 +159,7 @@ export class WorkerPool {
       thread.worker = this.#spawn!(options.entry, {
         message: (data) => this.#received(thread, data as FromWorker),
         crash: (error) => this.#crashed(thread, error),
-      });
+      }, this.#typescript);
       thread.worker.post(init, []);
       this.#threads.push(thread);
       return true;

@@ -159,7 +159,14 @@ export function workerStage<I, O>(
   const window = timeoutMs === undefined ? 2 * concurrency * maxBatch : concurrency;
   const base: StageSpec = {
     // The pool times attempts itself (from posting), so the engine's policy has no timeout.
-    ...itemSpecFields(name, { ...resolved, concurrency: threads * window, timeoutMs: kind ? undefined : timeoutMs }),
+    // The engine holds twice what the workers hold: an ordered stage keeps a
+    // finished item's slot until the items before it finish, and the workers
+    // must not run dry meanwhile (the rest waits in the pool's queue).
+    ...itemSpecFields(name, {
+      ...resolved,
+      concurrency: 2 * threads * window,
+      timeoutMs: kind ? undefined : timeoutMs,
+    }),
     attempt: () => {
       throw new Error(`Worker stage "${name}" ran outside a pipeline run: it needs the run to start its workers`);
     },

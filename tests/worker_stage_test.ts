@@ -315,9 +315,9 @@ test("workerStage() on a runtime with workers logs no fallback warning", async (
 test("workerStage() defaults threads to the cores minus one, at least one", () => {
   const stage = workerStage("w", functions);
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  // The stage holds 2 × maxBatch (8) items per thread.
-  if (cores !== undefined) assert.equal(stage.concurrency, Math.max(1, cores - 1) * 16);
-  assert.ok(stage.concurrency >= 16);
+  // Each worker holds 2 × maxBatch (8) items, and the stage twice what its workers hold.
+  if (cores !== undefined) assert.equal(stage.concurrency, Math.max(1, cores - 1) * 32);
+  assert.ok(stage.concurrency >= 32);
 });
 
 test("workerStage(): a function in a worker filters items out by returning skip", async () => {

@@ -192,3 +192,7 @@ export type {
   ProcessorConfig,
   ProcessorOptionsConfig,
 } from "./src/graph_config_types.ts";
+// Worker stages (issue 14).
+export { workerStage } from "./src/worker_stage.ts";
+export type { WorkerContext, WorkerFn, WorkerStageOptions } from "./src/worker_stage.ts";
+export { WorkerCrashedError } from "./src/worker_errors.ts";

@@ -6,6 +6,8 @@
  *   (platform neutral, so they load in Node, Deno, Bun, workerd and browsers
  *   alike) that share one chunk of the core, with `zod` (the one dependency)
  *   and `@opentelemetry/api` (an optional peer) left as imports.
+ * - `dist/worker_entry.js`: the script of a worker stage's workers, beside
+ *   the shared chunk (see {@linkcode workerEntry}).
  * - `dist/mod.d.ts` and `dist/src/*.d.ts`: declarations emitted by `tsc -p
  *   tsconfig.build.json`. tsc keeps relative imports as written (`./x.ts`),
  *   which older TypeScript versions reject in a package, so they are rewritten
@@ -92,6 +94,17 @@ export function rewriteImports(text: string, path = "(text)"): string {
  */
 export const entryPoints: readonly string[] = [join(root, "mod.ts"), join(root, "redis.ts"), join(root, "otel.ts")];
 
+/**
+ * The script worker stages start their workers on: `dist/worker_entry.js`,
+ * beside the core's chunk, which finds it at `./worker_entry.js` relative to
+ * its own `import.meta.url` (src/worker_stage.ts). A bundle of one's own
+ * must put it beside the code of `workerStage()` the same way.
+ */
+export const workerEntry: { readonly in: string; readonly out: string } = {
+  in: join(root, "src", "worker_entry.ts"),
+  out: "worker_entry",
+};
+
 /** Packages the optional entry points import and leave to the user (optional peer dependencies). */
 const optionalPeers = ["@opentelemetry/api"];
 
@@ -104,7 +117,7 @@ export async function build(outDir: string = join(root, "dist")): Promise<void> 
   rmSync(outDir, { recursive: true, force: true });
   await esbuild.build({
     ...bundleOptions,
-    entryPoints: [...entryPoints],
+    entryPoints: [...entryPoints, workerEntry],
     external: [...(bundleOptions.external ?? []), ...optionalPeers],
     outdir: outDir,
     splitting: true,
@@ -115,5 +128,9 @@ export async function build(outDir: string = join(root, "dist")): Promise<void> 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const outDir = resolve(process.argv[2] ?? join(root, "dist"));
   await build(outDir);
-  console.log(`built ${relative(process.cwd(), outDir) || "."}: mod.js, redis.js, otel.js and their declarations`);
+  console.log(
+    `built ${
+      relative(process.cwd(), outDir) || "."
+    }: mod.js, redis.js, otel.js, worker_entry.js and their declarations`,
+  );
 }

@@ -122,6 +122,17 @@ export const batchStageOptionsSchema = z.strictObject({
   flushIntervalMs: positiveMs.optional(),
 }, { error: "must be an object" });
 
+/** @internal */
+export const workerStageOptionsSchema = z.strictObject({
+  ...commonStageOptions,
+  threads: positiveInteger.optional(),
+  maxBatch: positiveInteger.optional(),
+  export: z.string({ error: "must be the name of an export" }).min(1, { error: "must be the name of an export" })
+    .optional(),
+  transfer: func.optional(),
+  requireWorkers: z.boolean({ error: "must be true or false" }).optional(),
+}, { error: "must be an object" });
+
 const logger = z.custom<unknown>(
   (value) =>
     typeof value === "object" && value !== null &&

@@ -19,7 +19,7 @@ import { type Logger, silentLogger } from "./logger.ts";
 import { type PipelineMetrics, workerNamesOf } from "./metrics.ts";
 import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
-import { onShutdownSignals } from "./signals.ts";
+import { onShutdownSignals } from "./runtime.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
@@ -914,6 +914,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   }
 
   #end(run: RunContext): void {
+    run.ended();
     run.metrics.end();
     const { totalIngested, totalCompleted, totalFailed, totalFiltered, totalSkipped } = run.metrics.snapshot();
     run.log("info", "run finished", { totalIngested, totalCompleted, totalFailed, totalFiltered, totalSkipped });
@@ -939,7 +940,8 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const engines: PipelineNode[] = [];
     let next = outlet.capacity;
     for (let i = this.#specs.length - 1; i >= 0; i--) {
-      const spec = flow ? flow.derive(this.#specs[i]) : this.#specs[i];
+      const own = this.#specs[i].forRun?.(run) ?? this.#specs[i];
+      const spec = flow ? flow.derive(own) : own;
       const last = i === this.#specs.length - 1;
       let deliver = mode === "run" && last ? (chunk: Chunk) => outlet.accept(chunk, emit) : undefined;
       if (spec.expand) {

@@ -34,6 +34,7 @@ export class RunContext {
   paused = false;
   #resumed: { promise: Promise<void>; resolve: () => void } | undefined;
   readonly #onResume: (() => void)[] = [];
+  readonly #onEnd: (() => void)[] = [];
 
   constructor(
     readonly pipeline: string,
@@ -126,6 +127,22 @@ export class RunContext {
   /** Calls `wake` at every `resume()`. */
   onResume(wake: () => void): void {
     this.#onResume.push(wake);
+  }
+
+  /** Calls `cleanup` when the run is over (worker stages terminate their workers). */
+  onEnd(cleanup: () => void): void {
+    this.#onEnd.push(cleanup);
+  }
+
+  /** The run is over: runs the clean-ups given to `onEnd`, once; one that throws is logged. */
+  ended(): void {
+    for (const cleanup of this.#onEnd.splice(0)) {
+      try {
+        cleanup();
+      } catch (error) {
+        this.log("warn", "a clean-up at the end of the run threw", { error });
+      }
+    }
   }
 
   #listenerFailed(event: PipelineEvent, error: unknown): void {

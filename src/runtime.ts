@@ -1,7 +1,10 @@
 /**
  * Runtime-specific bits, found by feature detection, so that `src/` stays
  * edge-safe: on a runtime without them (browsers, workers at the edge) each
- * falls back to a web-platform equivalent or does nothing.
+ * falls back to a web-platform equivalent or does nothing. This is the one
+ * module that knows about Node, Deno and Bun: the terminal, environment
+ * variables, timers, process signals, the core count and worker threads.
+ * Node's own modules are loaded here with dynamic imports only when used.
  *
  * @module
  */
@@ -121,4 +124,269 @@ export function unrefTimer(timer: ReturnType<typeof setInterval>): void {
   if (typeof unref === "function") return unref.call(timer);
   const denoUnref = (deno() as { unrefTimer?: (id: number) => void } | undefined)?.unrefTimer;
   if (typeof denoUnref === "function" && typeof timer === "number") denoUnref(timer);
+}
+
+// ---------------------------------------------------------------------------
+// Process signals: SIGINT/SIGTERM for `handleSignals: true` (src/pipeline.ts).
+
+/** The signals a run with `handleSignals: true` listens for. */
+export const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+type SignalName = (typeof SHUTDOWN_SIGNALS)[number];
+
+interface DenoSignals {
+  addSignalListener(signal: SignalName, handler: () => void): void;
+  removeSignalListener(signal: SignalName, handler: () => void): void;
+  build?: { os?: string };
+}
+
+interface ProcessSignals {
+  on(signal: SignalName, handler: () => void): unknown;
+  off(signal: SignalName, handler: () => void): unknown;
+  platform?: string;
+}
+
+/**
+ * Calls `handler` with the signal's name and how many shutdown signals have
+ * arrived so far; returns a function that removes the listeners.
+ * @internal
+ */
+export function onShutdownSignals(handler: (signal: SignalName, count: number) => void): () => void {
+  let count = 0;
+  const listeners = SHUTDOWN_SIGNALS.map((signal) => [signal, () => handler(signal, ++count)] as const);
+  const denoSignals = deno() as DenoSignals | undefined;
+  if (denoSignals?.addSignalListener) {
+    const supported = listeners.filter(([signal]) => denoSignals.build?.os !== "windows" || signal === "SIGINT");
+    for (const [signal, listener] of supported) denoSignals.addSignalListener(signal, listener);
+    return () => {
+      for (const [signal, listener] of supported) denoSignals.removeSignalListener(signal, listener);
+    };
+  }
+  const process = nodeProcess() as ProcessSignals | undefined;
+  if (typeof process?.on === "function" && typeof process.off === "function") {
+    for (const [signal, listener] of listeners) process.on(signal, listener);
+    return () => {
+      for (const [signal, listener] of listeners) process.off(signal, listener);
+    };
+  }
+  return () => {};
+}
+
+// ---------------------------------------------------------------------------
+// The core count and worker threads, for `workerStage()` (src/worker_pool.ts).
+
+interface NavigatorLike {
+  hardwareConcurrency?: number;
+}
+
+interface NodeReport {
+  getReport?(): { header?: { cpus?: readonly unknown[] } };
+}
+
+/**
+ * The number of logical cores: `navigator.hardwareConcurrency` (Deno, Bun,
+ * browsers, Node 21+), Node 20's diagnostic report, or 1 when unknown.
+ * @internal
+ */
+export function cpuCount(): number {
+  const cores = (globalThis as { navigator?: NavigatorLike }).navigator?.hardwareConcurrency;
+  if (typeof cores === "number" && cores >= 1) return cores;
+  try {
+    const report = (nodeProcess() as { report?: NodeReport } | undefined)?.report?.getReport?.();
+    const cpus = report?.header?.cpus?.length;
+    if (typeof cpus === "number" && cpus >= 1) return cpus;
+  } catch {
+    // no report on this runtime
+  }
+  return 1;
+}
+
+/**
+ * How this runtime runs workers: `"web"` module workers (Deno, Bun,
+ * browsers), `"node"` for `node:worker_threads`, or `undefined` where there
+ * are none (workerd and other edge runtimes).
+ * @internal
+ */
+export type WorkerKind = "web" | "node";
+
+/** @internal */
+export function workerKind(): WorkerKind | undefined {
+  if (typeof (globalThis as { Worker?: unknown }).Worker === "function") return "web";
+  // workerd's process object claims a Node version too, but has no engine
+  // versions (and no worker_threads): real Node names its V8.
+  const versions = (nodeProcess() as { versions?: { node?: string; v8?: string } } | undefined)?.versions;
+  return typeof versions?.node === "string" && typeof versions.v8 === "string" && versions.v8 !== ""
+    ? "node"
+    : undefined;
+}
+
+/** What a worker tells the thread that started it. @internal */
+export interface WorkerEvents {
+  /** A message the worker posted. */
+  message(data: unknown): void;
+  /** The worker died on its own: an uncaught error, `process.exit`, out of memory, or a message that would not clone. */
+  crash(error: Error): void;
+}
+
+/** A running worker, seen from the thread that started it. @internal */
+export interface WorkerThread {
+  /** Posts `message`, moving the `transfer` objects instead of copying them. */
+  post(message: unknown, transfer: Transferable[]): void;
+  /** Stops the worker at once; no event is delivered after this. */
+  terminate(): void;
+}
+
+/**
+ * Starts a worker running the module at `url`; `typescript`: it will load
+ * TypeScript modules (which Node needs tsx registered in the worker for).
+ * @internal
+ */
+export type SpawnWorker = (url: URL, events: WorkerEvents, typescript?: boolean) => WorkerThread;
+
+/** A module specifier kept out of bundlers' sight, so that web bundles never try to resolve it. */
+const NODE_WORKER_THREADS = ["node", "worker_threads"].join(":");
+
+interface NodeWorker {
+  on(event: "message", listener: (data: unknown) => void): unknown;
+  on(event: "error" | "messageerror", listener: (error: Error) => void): unknown;
+  on(event: "exit", listener: (code: number) => void): unknown;
+  postMessage(message: unknown, transfer: readonly Transferable[]): void;
+  terminate(): unknown;
+}
+
+interface NodeWorkerThreads {
+  Worker: new (script: URL | string, options?: { eval?: boolean; workerData?: unknown }) => NodeWorker;
+  parentPort: {
+    on(event: "message", listener: (data: unknown) => void): unknown;
+    postMessage(message: unknown, transfer: readonly Transferable[]): void;
+  } | null;
+}
+
+/**
+ * The way to start workers here: Web module workers, or Node's
+ * `worker_threads` (imported on first use). Rejects where there are none.
+ * @internal
+ */
+export async function workerSpawner(kind: WorkerKind): Promise<SpawnWorker> {
+  if (kind === "web") return spawnWebWorker;
+  const threads = await import(NODE_WORKER_THREADS) as NodeWorkerThreads;
+  const tsx = tsxInWorkers();
+  return (url, events, typescript = true) => spawnNodeWorker(threads, url, typescript ? tsx : undefined, events);
+}
+
+/**
+ * Node before 22 does not give workers the module hooks of the parent's
+ * `--import` (nodejs/node#47747), so a process running TypeScript through
+ * tsx (`node --import tsx`) could not load a `.ts` module in a worker. For
+ * such a process, the URL of tsx's registration API, which the worker calls
+ * first; undefined otherwise.
+ */
+function tsxInWorkers(): string | undefined {
+  const process = nodeProcess() as { execArgv?: readonly string[]; versions?: { node?: string } } | undefined;
+  const major = Number(process?.versions?.node?.split(".")[0]);
+  const args = process?.execArgv ?? [];
+  const usesTsx = args.some((arg, i) =>
+    /^--(import|loader|experimental-loader)(=|$)/.test(arg) &&
+    /(^|[=/])tsx(\/esm)?$/.test(arg.includes("=") ? arg : args[i + 1] ?? "")
+  );
+  if (!usesTsx || !(major < 22)) return undefined;
+  try {
+    return import.meta.resolve("tsx/esm/api");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Node's worker script: registers tsx if asked (see tsxInWorkers), then imports the entry. */
+const NODE_BOOTSTRAP = `const { workerData } = require("node:worker_threads");
+(workerData.tsx ? import(workerData.tsx).then((api) => api.register()) : Promise.resolve())
+  .then(() => import(workerData.entry));`;
+
+function spawnWebWorker(url: URL, events: WorkerEvents): WorkerThread {
+  const worker = new Worker(url, { type: "module" });
+  let live = true;
+  const crash = (error: Error) => {
+    if (!live) return;
+    live = false;
+    worker.terminate();
+    events.crash(error);
+  };
+  worker.addEventListener("message", (event) => {
+    if (live) events.message(event.data);
+  });
+  worker.addEventListener("error", (event) => {
+    event.preventDefault(); // Deno: an uncaught error in a worker must not end the process
+    crash(event.error instanceof Error ? event.error : new Error(event.message || "uncaught error in the worker"));
+  });
+  worker.addEventListener("messageerror", () => crash(new Error("a message from the worker could not be cloned")));
+  // Bun: the worker called process.exit().
+  worker.addEventListener("close", (event) => {
+    const code = (event as Event & { code?: number }).code;
+    crash(new Error(`the worker exited${code === undefined ? "" : ` with code ${code}`}`));
+  });
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    terminate() {
+      live = false;
+      worker.terminate();
+    },
+  };
+}
+
+function spawnNodeWorker(
+  threads: NodeWorkerThreads,
+  url: URL,
+  tsx: string | undefined,
+  events: WorkerEvents,
+): WorkerThread {
+  const worker = tsx
+    ? new threads.Worker(NODE_BOOTSTRAP, { eval: true, workerData: { entry: url.href, tsx } })
+    : new threads.Worker(url);
+  let live = true;
+  const crash = (error: Error) => {
+    if (!live) return;
+    live = false;
+    worker.terminate();
+    events.crash(error);
+  };
+  worker.on("message", (data) => {
+    if (live) events.message(data);
+  });
+  worker.on("error", crash);
+  worker.on("messageerror", crash);
+  worker.on("exit", (code) => crash(new Error(`the worker exited with code ${code}`)));
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer),
+    terminate() {
+      live = false;
+      worker.terminate();
+    },
+  };
+}
+
+interface WorkerScope {
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  postMessage(message: unknown, transfer: Transferable[]): void;
+}
+
+/** Posts a message to the thread that started this worker. @internal */
+export type PostToParent = (message: unknown, transfer: Transferable[]) => void;
+
+/**
+ * From inside a worker: listens to the thread that started it (a Web
+ * worker's global scope, at once, so no early message is missed; or Node's
+ * `parentPort`) and gives the way to post back.
+ * @internal
+ */
+export async function connectToParent(listener: (data: unknown) => void): Promise<PostToParent> {
+  const scope = globalThis as unknown as Partial<WorkerScope>;
+  if (typeof scope.postMessage === "function" && typeof scope.addEventListener === "function") {
+    const web = scope as WorkerScope;
+    web.addEventListener("message", (event) => listener(event.data));
+    return (message, transfer) => web.postMessage(message, transfer);
+  }
+  const port = (await import(NODE_WORKER_THREADS) as NodeWorkerThreads).parentPort;
+  if (!port) throw new Error("sluice's worker entry was loaded outside a worker: give it to workerStage() only");
+  port.on("message", listener);
+  return (message, transfer) => port.postMessage(message, transfer);
 }

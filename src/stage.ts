@@ -20,6 +20,7 @@ import {
   type TaskFn,
   toTasks,
 } from "./tasks.ts";
+import type { RunContext } from "./run_context.ts";
 import { pipelineSlotKey, stageSlotKey } from "./task_slots.ts";
 import { type StageStrategies, type StageStrategyOptions, strategiesOf } from "./strategies.ts";
 
@@ -139,6 +140,12 @@ export interface StageSpec {
    * good, `skip` or `deadLetter` (a halt is started from here too).
    */
   readonly settleFailure?: (unit: Unit, error: unknown, attempts: number) => "skip" | "deadLetter";
+  /**
+   * The spec for one run, for stages that hold something per run (a worker
+   * stage's threads, released with `run.onEnd`). Asked once per run, before
+   * the run's strategies are applied.
+   */
+  readonly forRun?: (run: RunContext) => StageSpec;
 }
 
 /** Which item, and which of its outputs, a flatMap output id is made for. */

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, sep } from "node:path";
-import { bundle } from "../scripts/build.ts";
+import { bundle, workerEntry } from "../scripts/build.ts";
 import { nodeOnly, root, skipBecause } from "./fixtures/runtimes.ts";
 import { launchChromium, noChromium } from "./fixtures/chromium.ts";
 
@@ -36,7 +36,7 @@ interface PageResult {
 }
 
 /** The page, the bundle and zod, plus `/items/:n`: 503 on the first request for multiples of 3, 404 for 7. */
-function serve(sluiceBundle: string): { server: Server; requests: Map<number, number> } {
+function serve(sluiceBundle: string, workerEntry?: string): { server: Server; requests: Map<number, number> } {
   const requests = new Map<number, number>();
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
@@ -57,6 +57,10 @@ function serve(sluiceBundle: string): { server: Server; requests: Map<number, nu
     if (path === "/") return file(join(fixtures, "index.html"));
     if (path === "/page.js") return file(join(fixtures, "page.js"));
     if (path === "/sluice/mod.js") return file(sluiceBundle);
+    if (path === "/sluice/worker_entry.js" && workerEntry) return file(workerEntry);
+    if (["/workers.html", "/workers_page.js", "/worker_square.js"].includes(path)) {
+      return file(join(fixtures, path.slice(1)));
+    }
     if (path.startsWith("/node_modules/zod/")) {
       const target = normalize(join(zodDir, path.slice("/node_modules/zod/".length)));
       if (target.startsWith(zodDir + sep) && target.endsWith(".js") && existsSync(target)) return file(target);
@@ -115,6 +119,54 @@ test("Chromium runs the bundle from an import map: a pipeline with retries and a
     assert.deepEqual(problems.filter((problem) => !/status of (404|503)/.test(problem)), []);
     const shown = JSON.parse(await page.textContent("#result") ?? "null") as PageResult;
     assert.equal(shown.metrics.totalCompleted, 9, "the page shows the result too");
+  } finally {
+    await browser?.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Chromium runs a worker stage on module workers started on the bundle's worker_entry.js", { skip }, async () => {
+  const { chromium } = await import("playwright-core");
+  const dir = mkdtempSync(join(tmpdir(), "sluice-browser-"));
+  const sluiceBundle = join(dir, "mod.js");
+  const entryBundle = join(dir, "worker_entry.js");
+  await bundle(sluiceBundle, { sourcemap: false });
+  // As a user's bundler must: the worker script beside the code of workerStage().
+  await bundle(entryBundle, { sourcemap: false, entryPoints: [workerEntry.in] });
+  const { server } = serve(sluiceBundle, entryBundle);
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  const problems: string[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve());
+    });
+    const { port } = server.address() as { port: number };
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+    });
+    const page = await browser.newPage();
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+    });
+    await page.goto(`http://127.0.0.1:${port}/workers.html`);
+    const handle = await page.waitForFunction(() => (globalThis as { sluiceResult?: unknown }).sluiceResult, null, {
+      timeout: 60_000,
+    });
+    const outcome = await handle.jsonValue() as { ok: boolean; error?: string; result?: Record<string, unknown> };
+    assert.ok(outcome.ok && outcome.result, `the page's pipeline failed: ${outcome.error}`);
+    assert.deepEqual(outcome.result, {
+      outputs: [1, 2, 3, 4].map((n) => ({ square: n * n, inWorker: true })),
+      completed: 4,
+      failed: 1,
+      deadLetter: { name: "PermanentError", message: "n must not be negative: got -1", attempts: 1 },
+    });
+    // The browser asks for /favicon.ico, which the server does not have; anything else is a problem.
+    assert.deepEqual(problems.filter((problem) => !/status of 404/.test(problem)), []);
   } finally {
     await browser?.close();
     server.closeAllConnections();

@@ -146,7 +146,9 @@ async function packAndInstall(): Promise<Installed> {
     { cwd: app, env },
   );
   assertSucceeded("npm install <tarball>", install);
-  copyFileSync(join(fixtures, "consumer.mjs"), join(app, "consumer.mjs"));
+  for (const file of ["consumer.mjs", "worker_consumer.mjs", "worker_square.mjs"]) {
+    copyFileSync(join(fixtures, file), join(app, file));
+  }
   writeFileSync(join(app, "consumer.ts"), CONSUMER_TS);
   for (const [file, config] of Object.entries(consumerConfigs)) {
     writeFileSync(join(app, file), JSON.stringify(config, null, 2));
@@ -263,6 +265,23 @@ test("Deno imports the installed package from node_modules and runs the TypeScri
     env: { DENO_NO_UPDATE_CHECK: "1" },
   });
   assert.deepEqual(resultOf("deno run consumer.ts", finished), expected);
+});
+
+test("the installed package runs a worker stage on Node, Bun and Deno: dist/worker_entry.js ships beside the core", {
+  skip,
+}, async () => {
+  const { app, files } = await installed();
+  assert.ok(files.includes("dist/worker_entry.js"), "the worker script is in the tarball");
+  const want = { outputs: [1, 4, 9, 16, 25], completed: 5, failed: 0 };
+  const env = { DENO_NO_UPDATE_CHECK: "1" };
+  const runs = {
+    node: [process.execPath, ["worker_consumer.mjs"]],
+    bun: [bin("bun"), ["worker_consumer.mjs"]],
+    deno: [bin("deno"), ["run", "-A", "worker_consumer.mjs"]],
+  } as const;
+  for (const [runtime, [command, args]] of Object.entries(runs)) {
+    assert.deepEqual(resultOf(`${runtime} worker_consumer.mjs`, await run(command, args, { cwd: app, env })), want);
+  }
 });
 
 /** The OpenTelemetry packages the `sluice/otel` consumer installs, at the versions this repository tests with. */

@@ -45,11 +45,11 @@ interface Worker {
  * bundled in. Starts workerd on 127.0.0.1 at a port of its choosing, read
  * from its control messages.
  */
-async function startWorker(dir: string): Promise<Worker> {
+async function startWorker(dir: string, fixture: WorkerFixture = defaultFixture): Promise<Worker> {
   const sluice = join(dir, "sluice.js");
   await bundle(sluice, { sourcemap: false });
   await esbuild.build({
-    entryPoints: [join(fixtures, "worker.js")],
+    entryPoints: [join(fixtures, fixture.entry)],
     outfile: join(dir, "worker.js"),
     bundle: true,
     format: "esm",
@@ -59,7 +59,8 @@ async function startWorker(dir: string): Promise<Worker> {
     nodePaths: [join(root, "node_modules")],
     logLevel: "warning",
   });
-  copyFileSync(join(fixtures, "config.capnp"), join(dir, "config.capnp"));
+  copyFileSync(join(fixtures, fixture.config), join(dir, "config.capnp"));
+  for (const module of fixture.modules ?? []) copyFileSync(join(fixtures, module), join(dir, module));
   const server = await start(
     workerd,
     ["serve", "config.capnp", "--socket-addr", "http=127.0.0.1:0", "--control-fd", "3"],
@@ -69,12 +70,21 @@ async function startWorker(dir: string): Promise<Worker> {
   return { url: `http://127.0.0.1:${server.match[1]}/`, server };
 }
 
+/** Which fixture worker to run: its entry (bundled), its config, and modules copied beside it as they are. */
+interface WorkerFixture {
+  readonly entry: string;
+  readonly config: string;
+  readonly modules?: readonly string[];
+}
+
+const defaultFixture: WorkerFixture = { entry: "worker.js", config: "config.capnp" };
+
 /** Starts a worker, runs `body` against it, and always stops workerd and removes the files. */
-async function withWorker(body: (worker: Worker) => Promise<void>): Promise<void> {
+async function withWorker(body: (worker: Worker) => Promise<void>, fixture?: WorkerFixture): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "sluice-workerd-"));
   let worker: Worker | undefined;
   try {
-    worker = await startWorker(dir);
+    worker = await startWorker(dir, fixture);
     await body(worker);
   } catch (error) {
     if (worker && error instanceof Error) error.message += `\n--- workerd output\n${worker.server.output()}`;
@@ -158,4 +168,27 @@ test("workerd: each request gets its own pipeline run, and an empty body gives z
     assert.deepEqual(b.results, [{ n: 4, square: 16 }]);
     assert.equal(b.trailer.metrics.totalCompleted, 1);
   });
+});
+
+test("workerd: a worker stage runs its function inline, with a warning logged; requireWorkers throws a ConfigError", {
+  skip,
+}, async () => {
+  await withWorker(async ({ url }) => {
+    const response = await fetch(url);
+    assert.equal(response.status, 200);
+    const { outputs, completed, warnings, strict } = await response.json() as {
+      outputs: number[];
+      completed: number;
+      warnings: { message: string; stage: string }[];
+      strict: { thrown: boolean; name?: string; message?: string };
+    };
+    assert.deepEqual(outputs, [1, 4, 9]);
+    assert.equal(completed, 3);
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0].stage, "square");
+    assert.match(warnings[0].message, /no workers.*inline/);
+    assert.equal(strict.thrown, true);
+    assert.equal(strict.name, "ConfigError");
+    assert.match(strict.message ?? "", /no workers.*requireWorkers/);
+  }, { entry: "worker_stage.js", config: "worker_stage.capnp", modules: ["worker_square.js"] });
 });

@@ -27,7 +27,7 @@ import { type DeadLetterTarget, Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.
 import type { RunOptions } from "./pipeline.ts";
 import { routeSpec } from "./route.ts";
 import { RunContext } from "./run_context.ts";
-import { onShutdownSignals } from "./signals.ts";
+import { onShutdownSignals } from "./runtime.ts";
 import { type Source, sourceStream } from "./source.ts";
 import type { StageSpec } from "./stage.ts";
 import { StageEngine } from "./stage_stream.ts";
@@ -271,6 +271,7 @@ export class GraphRunner {
       } finally {
         detach();
         flow?.dispose();
+        run.ended();
         run.metrics.end();
         const m = this.#snapshot(state);
         run.log("info", "run finished", {
@@ -426,7 +427,8 @@ class Wiring {
 
   /** A stage or route node: a StageEngine (and an Expander after a flatMap stage, a fan-out after a route). */
   #stage(decl: NodeDecl & { kind: "stage" | "route" }, node: NodeRun, out: Edge[], inputs: number): Inlet {
-    const base = this.specs.get(decl.name)!;
+    const specOfNode = this.specs.get(decl.name)!;
+    const base = specOfNode.forRun?.(this.run) ?? specOfNode; // a worker stage's threads are per run
     const spec = this.flow && base.strategies ? this.flow.derive(base) : base;
     let next: Capacity;
     let deliver: (chunk: Chunk) => void;

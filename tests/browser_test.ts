@@ -128,7 +128,6 @@ test("Chromium runs the bundle from an import map: a pipeline with retries and a
 });
 
 test("Chromium runs a worker stage on module workers started on the bundle's worker_entry.js", { skip }, async () => {
-  const { chromium } = await import("playwright-core");
   const dir = mkdtempSync(join(tmpdir(), "sluice-browser-"));
   const sluiceBundle = join(dir, "mod.js");
   const entryBundle = join(dir, "worker_entry.js");
@@ -136,7 +135,7 @@ test("Chromium runs a worker stage on module workers started on the bundle's wor
   // As a user's bundler must: the worker script beside the code of workerStage().
   await bundle(entryBundle, { sourcemap: false, entryPoints: [workerEntry.in] });
   const { server } = serve(sluiceBundle, entryBundle);
-  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const problems: string[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -144,10 +143,7 @@ test("Chromium runs a worker stage on module workers started on the bundle's wor
       server.listen(0, "127.0.0.1", () => resolve());
     });
     const { port } = server.address() as { port: number };
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("console", (message) => {

@@ -2,10 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ConfigError,
+  graph,
   PermanentError,
   Pipeline,
   type PipelineEvent,
   ShutdownError,
+  source,
   stage,
   TimeoutError,
   WorkerCrashedError,
@@ -335,4 +337,22 @@ test("WorkerCrashedError is an Error with its name and stage", () => {
   const error = new WorkerCrashedError("s", "its worker exited with code 1");
   assert.equal(error.name, "WorkerCrashedError");
   assert.equal(error.stage, "s");
+});
+
+test("workerStage() as a graph node: a broadcast to a worker stage and an inline stage, joined; workers start per run", async () => {
+  const g = graph({ name: "both", sources: { n: source<number>() } }, (b, { n }) => {
+    const copies = b.broadcast("copies", n);
+    const square = b.add(workerStage<number, number>("square", functions, { threads: 2 }), copies);
+    const same = b.add(stage("same", (x: number) => x), copies);
+    return { pairs: b.join("pair", { square, same }) };
+  });
+  for (const items of [range(30), range(5)]) {
+    const { outputs, metrics } = await g.collect(items);
+    assert.deepEqual(
+      outputs.pairs.sort((x, y) => x.same - y.same),
+      items.map((x) => ({ square: x * x, same: x })),
+    );
+    assert.equal(metrics.stageMetrics.square.succeeded, items.length);
+    assert.equal(metrics.itemsInFlight, 0);
+  }
 });

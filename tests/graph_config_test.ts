@@ -16,7 +16,7 @@ import {
   type ProcessorRegistry,
 } from "../mod.ts";
 import { configSchemaText } from "../scripts/config_schema.ts";
-import { configSchema, graphConfigSchema, pipelineConfigSchema } from "../src/graph_config.ts";
+import { configSchema, type graphConfigSchema, type pipelineConfigSchema } from "../src/graph_config.ts";
 import { root } from "./fixtures/runtimes.ts";
 
 const registry = {

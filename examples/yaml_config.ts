@@ -1,11 +1,13 @@
 /**
- * A pipeline built from YAML: `examples/orders.yaml` names processor types,
- * their parameters, stage options and an error strategy; the registry below
- * is the code behind each type. `yaml` parses the file (any parser will do:
- * fromConfig() takes a plain object, so JSON works the same way).
+ * A pipeline and a graph built from YAML: `examples/orders.yaml` names
+ * processor types, their parameters, stage options and an error strategy;
+ * `examples/review.yaml` is a graph (a route, a broadcast and a join) over
+ * the same types. The registry below is the code behind each type. `yaml`
+ * parses the files (any parser will do: fromConfig() takes a plain object,
+ * so JSON works the same way).
  *
- * Prints the pipeline as an outline with live counts and as Mermaid, then
- * shows the error a mistake in the file gets.
+ * Prints the pipeline as an outline with live counts and as Mermaid, shows
+ * the error a mistake in the file gets, then runs the graph.
  *
  * Run it with any of:
  *   node --import tsx examples/yaml_config.ts
@@ -18,7 +20,14 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import { ConfigError, fromConfig, PermanentError, processor, type ProcessorRegistry } from "../mod.ts";
+import {
+  ConfigError,
+  fromConfig,
+  type GraphConfig,
+  PermanentError,
+  processor,
+  type ProcessorRegistry,
+} from "../mod.ts";
 
 interface Order {
   readonly id: number;
@@ -45,6 +54,13 @@ const registry = {
       return { ...order, total: Math.round(order.total * rate * 100) / 100, currency: to };
     },
   }),
+  threshold: processor({
+    kind: "route",
+    description: "Routes an order to big or small by a field",
+    parameters: z.strictObject({ field: z.enum(["id", "total"]), above: z.number() }),
+    create: ({ field, above }) => (order: Order) => order[field] > above ? "big" : "small",
+  }),
+  audit: processor({ description: "A note for the audit log", create: () => (order: Order) => `seen ${order.id}` }),
   warehouse: processor({
     kind: "batch",
     description: "Writes orders in batches (here: into an array)",
@@ -80,3 +96,15 @@ try {
   if (!(error instanceof ConfigError)) throw error;
   console.log(`${error.name}: ${error.message}`);
 }
+
+// The graph: orders above 100 are checked and audited side by side, then joined.
+const review = fromConfig<{ orders: Order }, { reviewed: { order: Order; note: string }; shipped: Order }>(
+  parse(readFileSync(new URL("./review.yaml", import.meta.url), "utf8")) as GraphConfig,
+  registry,
+);
+const orders = [{ id: 1, total: 250 }, { id: 2, total: 40 }, { id: 3, total: 120 }, { id: 4, total: 99 }];
+const run = await review.collect(orders);
+console.log("\nreviewed:", run.outputs.reviewed.map((joined) => `${joined.order.id} (${joined.note})`));
+console.log("shipped:", run.outputs.shipped.map((order) => `${order.id}: ${order.total} ${order.currency}`));
+console.log(review.deadLetters.map((letter) => `dead letter at ${letter.stage}: ${letter.reason}`).join("\n"));
+console.log("\n" + review.toOutline({ counts: true }));

@@ -16,7 +16,7 @@ import { type MermaidOptions, toMermaid } from "./mermaid.ts";
 import { toOutline } from "./outline.ts";
 import { checkMermaidOptions, checkShapeOptions } from "./pipeline_shape.ts";
 import { GraphRecorder } from "./graph_builder.ts";
-import { checkGraph, type GraphPlan } from "./graph_validate.ts";
+import { checkGraph, isGraphPlan } from "./graph_validate.ts";
 import { GraphRunner } from "./graph_run.ts";
 import type {
   GraphBuilder,
@@ -87,8 +87,12 @@ export class Graph<In, Out> {
   readonly name: string;
   readonly #runner: GraphRunner;
 
-  /** @internal Use {@linkcode graph}. */
-  constructor(plan: GraphPlan) {
+  /**
+   * Use {@linkcode graph}: it checks the graph and makes it.
+   * @throws {TypeError} when called with anything but what `graph()` passes.
+   */
+  constructor(plan: object) {
+    if (!isGraphPlan(plan)) throw new TypeError("A Graph is made by graph(options, build), not new Graph()");
     this.name = plan.name;
     this.#runner = new GraphRunner(plan);
   }

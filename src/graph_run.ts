@@ -649,7 +649,7 @@ function ingester(
       }
     }
     const item = new Item(itemId, value);
-    item.bornAt = run.clock.now();
+    item.bornAt = run.clock.settled(); // one reading per chunk read, not one per item
     return item;
   };
 }

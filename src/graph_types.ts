@@ -222,9 +222,37 @@ export interface GraphOptions<In> {
 }
 
 /**
- * What the build function of {@linkcode graph} gets: adds nodes and edges.
+ * What the build function of `graph()` gets: adds nodes and edges.
  * Every method takes its input as a {@linkcode Handle} (typed) or a node's
  * name (untyped, may name a node declared later).
+ *
+ * @example Typed handles
+ * ```ts
+ * import { graph, source, stage } from "../mod.ts";
+ *
+ * const g = graph({ sources: { words: source<string>() } }, (b, { words }) => {
+ *   const lengths = b.add(stage("length", (w: string) => w.length), words);
+ *   const { long, short } = b.route("size", lengths, { when: { long: (n) => n > 3 }, default: "short" });
+ *   return { long, short };
+ * });
+ * const { outputs } = await g.collect(["a", "graph"]);
+ * console.assert(outputs.long[0] === 5 && outputs.short[0] === 1);
+ * ```
+ *
+ * @example By name, as a config would: nodes may be named before they are declared
+ * ```ts
+ * import { graph, source, stage } from "../mod.ts";
+ *
+ * const g = graph({ sources: { n: source<number>() } }, (b) => {
+ *   b.add(stage("double", (x: number) => x * 2));
+ *   b.add(stage("inc", (x: number) => x + 1));
+ *   b.connect("n", "double");
+ *   b.connect("double", "inc");
+ *   return { out: "inc" };
+ * });
+ * const { outputs } = await g.collect([1, 2]);
+ * console.assert(outputs.out.join() === "3,5");
+ * ```
  */
 export interface GraphBuilder {
   /**

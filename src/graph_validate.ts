@@ -45,6 +45,14 @@ export interface GraphPlan {
   readonly order: readonly string[];
 }
 
+/** Plans made by {@linkcode checkGraph}: the only ones a `Graph` takes. */
+const plans = new WeakSet<object>();
+
+/** Whether `value` is a plan made by {@linkcode checkGraph}. @internal */
+export function isGraphPlan(value: unknown): value is GraphPlan {
+  return typeof value === "object" && value !== null && plans.has(value);
+}
+
 /**
  * Checks a graph's declarations and makes its plan.
  * @throws {ConfigError} naming the nodes at fault.
@@ -61,7 +69,7 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
   checkOutputs(name, decl.nodes, decl.edges);
   checkJoins(name, byName, decl.edges);
   checkTaps(name, byName, decl.edges, decl.taps);
-  return {
+  const plan: GraphPlan = {
     name,
     queueSize: resolved.queueSize ?? 1000,
     deadLetterQueue: (resolved.deadLetterQueue as GraphPlan["deadLetterQueue"] | undefined) ?? true,
@@ -76,6 +84,8 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
     outputs: decl.nodes.flatMap((node) => node.kind === "output" ? [node.output] : []),
     order,
   };
+  plans.add(plan);
+  return plan;
 }
 
 function fail(graph: string, message: string, node: string | undefined, field: string): never {

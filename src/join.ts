@@ -164,7 +164,7 @@ export class JoinNode {
   #entryFor(id: ItemId): Entry {
     let entry = this.#entries.get(id);
     if (!entry) {
-      const now = this.#run.clock.now();
+      const now = this.#run.clock.settled(); // one reading for the copies that arrive together
       const parts = new Array<Item | undefined>(this.#branches.length).fill(undefined);
       entry = { id, parts, arrived: 0, lost: undefined, lostCount: 0, firstAt: now };
       this.#entries.set(id, entry);

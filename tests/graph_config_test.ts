@@ -258,11 +258,22 @@ test("config.schema.json is configJsonSchema()'s output (run scripts/config_sche
   assert.equal(committed, configSchemaText());
 });
 
-test("examples/orders.yaml, parsed by the yaml package, is a valid config (the example runs it)", async () => {
+test("examples/orders.yaml and review.yaml, parsed by the yaml package, are valid configs (the example runs them)", async () => {
   const { parse } = await import("yaml");
-  const config = parse(readFileSync(join(root, "examples", "orders.yaml"), "utf8")) as PipelineConfig;
-  assert.ok(configSchema.safeParse(config).success);
-  assert.deepEqual(config.processors.map((entry) => entry.type), ["json", "require", "currency", "warehouse"]);
+  const read = (file: string) => parse(readFileSync(join(root, "examples", file), "utf8")) as unknown;
+  const orders = read("orders.yaml") as PipelineConfig;
+  assert.ok(pipelineConfigSchema.safeParse(orders).success);
+  assert.deepEqual(orders.processors.map((entry) => entry.type), ["json", "require", "currency", "warehouse"]);
+  const review = read("review.yaml") as GraphConfig;
+  assert.ok(graphConfigSchema.safeParse(review).success);
+  assert.deepEqual(review.processors.map((node) => node.kind ?? "stage"), [
+    "route",
+    "broadcast",
+    "stage",
+    "stage",
+    "join",
+    "stage",
+  ]);
 });
 
 type Order = { id: number; total: number };

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { ConfigError, graph, type GraphShape, Pipeline, skip, source, stage, toMermaid } from "../mod.ts";
 import { launchChromium, mermaidPage, noChromium } from "./fixtures/chromium.ts";
 import { nodeOnly, skipBecause } from "./fixtures/runtimes.ts";
+import fc from "fast-check";
 
 const route: GraphShape = {
   name: "orders",
@@ -346,6 +347,47 @@ test(
     }
   },
 );
+
+test("Mermaid in Chromium draws random names exactly as written, on nodes and on edges (property)", {
+  skip: skipChromium,
+}, async () => {
+  const awkwardUnit = fc.constantFrom(..."\"#&<>`|\\{}[]()*_~;:%-.=/!?@$^'+,ab 1\n\t".split(""));
+  const name = fc.oneof(
+    fc.string({ unit: "grapheme", minLength: 1, maxLength: 12 }),
+    fc.string({ unit: awkwardUnit, minLength: 1, maxLength: 10 }),
+  ).filter((text) => text.trim() !== "");
+  const browser = await launchChromium();
+  try {
+    const page = await mermaidPage(browser);
+    let diagram = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(name, { minLength: 2, maxLength: 30 }), async (names) => {
+        const shape: GraphShape = {
+          name: "random",
+          nodes: names.map((name) => ({ name, kind: "stage" })),
+          edges: names.slice(1).map((to, index) => ({ from: names[index], to, label: names[index] })),
+        };
+        const drawn = await page.evaluate(async ({ text, id }) => {
+          const mermaid = (globalThis as unknown as {
+            mermaid: { render(id: string, text: string): Promise<{ svg: string }> };
+          }).mermaid;
+          const doc = new DOMParser().parseFromString((await mermaid.render(id, text)).svg, "text/html");
+          return ["g.node", "g.edgeLabel"].map((selector) =>
+            [...doc.querySelectorAll(selector)].map((element) =>
+              (element.textContent ?? "").replace(/\s+/g, " ").trim()
+            )
+          );
+        }, { text: toMermaid(shape), id: `random${diagram++}` });
+        const flat = names.map((name) => name.replace(/\s+/g, " ").trim());
+        assert.deepEqual(drawn[0], flat);
+        assert.deepEqual(drawn[1].filter((label) => label !== ""), flat.slice(0, -1));
+      }),
+      { numRuns: 10 },
+    );
+  } finally {
+    await browser.close();
+  }
+});
 
 test("Mermaid in Chromium misreads the same names unescaped: the check above can fail", {
   skip: skipChromium,

@@ -64,6 +64,8 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       "pipeline.subscribe()",
       "progress()",
       "toPrometheus()",
+      // Worker stages (issue 14).
+      "workerStage()",
     ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);

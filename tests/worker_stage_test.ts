@@ -292,7 +292,10 @@ test("workerStage() runs again after a run ended: each run starts and ends its o
 test("workerStage() refuses bad input with a ConfigError that names the field", () => {
   assert.throws(() => workerStage("w", "./relative.ts"), (error: unknown) => {
     assert.ok(error instanceof ConfigError);
-    assert.match(error.message, /absolute URL.*new URL\("\.\/hash\.ts", import\.meta\.url\).*"\.\/relative\.ts"/);
+    assert.match(
+      error.message,
+      /moduleUrl must be a URL.*new URL\("\.\/hash\.ts", import\.meta\.url\).*"\.\/relative\.ts"/,
+    );
     return true;
   });
   assert.throws(() => workerStage("w", functions, { threads: 0 }), /threads.*positive integer/);

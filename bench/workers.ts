@@ -18,7 +18,7 @@
  * also times a 1-item worker run ("start-up") in the same rounds and
  * reports, besides whole runs, a steady state with that start-up taken out.
  *
- * Usage: node --import tsx bench/workers.ts [--quick] [--rounds R] [--no-write]
+ * Usage: node --import tsx bench/workers.ts [--quick] [--rounds R] [--case N] [--no-write]
  *        npx deno run -A bench/workers.ts …   ·   npx bun bench/workers.ts …
  *
  * sluice is measured as its users load it (see `loadSluice()`): the sources on
@@ -38,7 +38,9 @@ import { machine, runtimeName, runtimeVersion } from "./lib/runtime.ts";
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const rounds = Number(args[args.indexOf("--rounds") + 1]) || (quick ? 1 : 5);
-const write = !args.includes("--no-write") && !quick;
+/** `--case N` (repeatable): only those cases; the results file is then not written. */
+const selected = args.flatMap((arg, i) => arg === "--case" ? [Number(args[i + 1])] : []);
+const write = !args.includes("--no-write") && !quick && selected.length === 0;
 
 type Sluice = typeof import("../mod.ts");
 type Runtime = typeof import("../src/runtime.ts");
@@ -231,116 +233,128 @@ log(`${rounds} rounds after a warm-up, interleaved (the order rotates each round
 log("Whole run: items / the run's time, worker start-up included. Steady: the median start-up (a 1-item worker");
 log("stage run, measured in the same rounds) taken out of the worker runs' time.");
 log();
-log(`## 1. CPU-bound: SHA-256 (plain JS) of 64 KB buffers, ${N} items, threads: 2`);
-log();
-const cpuSeconds = await measureSeconds({
-  inline,
-  workerStage: viaWorkerStage,
-  "hand-written pool": handWrittenPool,
-  "start-up": startUp,
-});
-const cpu = rates(cpuSeconds, N, ["workerStage", "hand-written pool"]);
-log(`Start-up: ${Math.round(cpuSeconds["start-up"] * 1000)} ms.`);
-log();
-log("| contender | whole run items/s | vs inline | steady items/s | vs inline | workerStage vs it (steady) |");
-log("|---|---:|---:|---:|---:|---:|");
-for (const name of Object.keys(cpu.whole)) {
+/** Case 1. */
+async function cpuBound(): Promise<void> {
+  log(`## 1. CPU-bound: SHA-256 (plain JS) of 64 KB buffers, ${N} items, threads: 2`);
+  log();
+  const cpuSeconds = await measureSeconds({
+    inline,
+    workerStage: viaWorkerStage,
+    "hand-written pool": handWrittenPool,
+    "start-up": startUp,
+  });
+  const cpu = rates(cpuSeconds, N, ["workerStage", "hand-written pool"]);
+  log(`Start-up: ${Math.round(cpuSeconds["start-up"] * 1000)} ms.`);
+  log();
+  log("| contender | whole run items/s | vs inline | steady items/s | vs inline | workerStage vs it (steady) |");
+  log("|---|---:|---:|---:|---:|---:|");
+  for (const name of Object.keys(cpu.whole)) {
+    log(
+      `| ${name} | ${fmt(cpu.whole[name])} | ${ratio(cpu.whole[name], cpu.whole.inline)} | ${
+        fmt(cpu.steady[name])
+      } | ` +
+        `${ratio(cpu.steady[name], cpu.steady.inline)} | ${ratio(cpu.steady.workerStage, cpu.steady[name])} |`,
+    );
+  }
+  log();
   log(
-    `| ${name} | ${fmt(cpu.whole[name])} | ${ratio(cpu.whole[name], cpu.whole.inline)} | ${fmt(cpu.steady[name])} | ` +
-      `${ratio(cpu.steady[name], cpu.steady.inline)} | ${ratio(cpu.steady.workerStage, cpu.steady[name])} |`,
+    `Targets: workerStage >= 1.7x inline (measured ${ratio(cpu.whole.workerStage, cpu.whole.inline)} whole, ` +
+      `${ratio(cpu.steady.workerStage, cpu.steady.inline)} steady); within 10% of the hand-written pool (measured ` +
+      `${ratio(cpu.whole.workerStage, cpu.whole["hand-written pool"])} whole, ` +
+      `${ratio(cpu.steady.workerStage, cpu.steady["hand-written pool"])} steady).`,
   );
+  log(`Load average after case 1: ${load()}`);
 }
-log();
-log(
-  `Targets: workerStage >= 1.7x inline (measured ${ratio(cpu.whole.workerStage, cpu.whole.inline)} whole, ` +
-    `${ratio(cpu.steady.workerStage, cpu.steady.inline)} steady); within 10% of the hand-written pool (measured ` +
-    `${ratio(cpu.whole.workerStage, cpu.whole["hand-written pool"])} whole, ` +
-    `${ratio(cpu.steady.workerStage, cpu.steady["hand-written pool"])} steady).`,
-);
-log(`Load average after case 1: ${load()}`);
 
 // ---------------------------------------------------------------------------
 // 2. Batching: a near-free function, maxBatch 1 … 32.
 
-const CHEAP_N = quick ? 500 : 20_000;
-const numbers = Array.from({ length: CHEAP_N }, (_, i) => i);
-const cheapSum = numbers.reduce((sum, n) => sum + n + 1, 0);
+async function batching(): Promise<void> {
+  const CHEAP_N = quick ? 500 : 20_000;
+  const numbers = Array.from({ length: CHEAP_N }, (_, i) => i);
+  const cheapSum = numbers.reduce((sum, n) => sum + n + 1, 0);
 
-function cheapRun(make: () => InstanceType<Sluice["Pipeline"]>): () => Promise<void> {
-  return async () => {
-    const { outputs } = await make().collect(numbers as never);
-    const sum = (outputs as number[]).reduce((a, b) => a + b, 0);
-    if (sum !== cheapSum) throw new Error("batching case: wrong sum");
+  function cheapRun(make: () => InstanceType<Sluice["Pipeline"]>): () => Promise<void> {
+    return async () => {
+      const { outputs } = await make().collect(numbers as never);
+      const sum = (outputs as number[]).reduce((a, b) => a + b, 0);
+      if (sum !== cheapSum) throw new Error("batching case: wrong sum");
+    };
+  }
+
+  const batches = [1, 2, 4, 8, 16, 32];
+  const cheapContenders: Record<string, () => Promise<void>> = {
+    inline: cheapRun(() => new Pipeline({ name: "c", stages: [stage("cheap", cheap)] }) as never),
+    "start-up": startUp,
   };
+  for (const maxBatch of batches) {
+    cheapContenders[`maxBatch ${maxBatch}`] = cheapRun(() =>
+      new Pipeline({
+        name: "c",
+        stages: [workerStage<number, number>("cheap", functions, { threads: 2, export: "cheap", maxBatch })],
+      }) as never
+    );
+  }
+  log();
+  log(`## 2. Batching: n => n + 1 (no work), ${CHEAP_N} items, threads: 2`);
+  log();
+  const cheapSeconds = await measureSeconds(cheapContenders);
+  const cheapRates = rates(cheapSeconds, CHEAP_N, batches.map((b) => `maxBatch ${b}`));
+  log(`Start-up: ${Math.round(cheapSeconds["start-up"] * 1000)} ms.`);
+  log();
+  log("| contender | whole run items/s | steady items/s | steady vs maxBatch 1 |");
+  log("|---|---:|---:|---:|");
+  for (const name of Object.keys(cheapRates.whole)) {
+    log(
+      `| ${name} | ${fmt(cheapRates.whole[name])} | ${fmt(cheapRates.steady[name])} | ` +
+        `${ratio(cheapRates.steady[name], cheapRates.steady["maxBatch 1"])} |`,
+    );
+  }
+  log(`Load average after case 2: ${load()}`);
 }
-
-const batches = [1, 2, 4, 8, 16, 32];
-const cheapContenders: Record<string, () => Promise<void>> = {
-  inline: cheapRun(() => new Pipeline({ name: "c", stages: [stage("cheap", cheap)] }) as never),
-  "start-up": startUp,
-};
-for (const maxBatch of batches) {
-  cheapContenders[`maxBatch ${maxBatch}`] = cheapRun(() =>
-    new Pipeline({
-      name: "c",
-      stages: [workerStage<number, number>("cheap", functions, { threads: 2, export: "cheap", maxBatch })],
-    }) as never
-  );
-}
-log();
-log(`## 2. Batching: n => n + 1 (no work), ${CHEAP_N} items, threads: 2`);
-log();
-const cheapSeconds = await measureSeconds(cheapContenders);
-const cheapRates = rates(cheapSeconds, CHEAP_N, batches.map((b) => `maxBatch ${b}`));
-log(`Start-up: ${Math.round(cheapSeconds["start-up"] * 1000)} ms.`);
-log();
-log("| contender | whole run items/s | steady items/s | steady vs maxBatch 1 |");
-log("|---|---:|---:|---:|");
-for (const name of Object.keys(cheapRates.whole)) {
-  log(
-    `| ${name} | ${fmt(cheapRates.whole[name])} | ${fmt(cheapRates.steady[name])} | ` +
-      `${ratio(cheapRates.steady[name], cheapRates.steady["maxBatch 1"])} |`,
-  );
-}
-log(`Load average after case 2: ${load()}`);
 
 // ---------------------------------------------------------------------------
 // 3. Break-even: work per item.
 
-log();
-log("## 3. Break-even: busy work per item, inline vs workerStage (threads: 2), steady items/s");
-log();
-log("| work per item | items | inline | maxBatch 1 | maxBatch 8 | maxBatch 8 vs inline | start-up |");
-log("|---:|---:|---:|---:|---:|---:|---:|");
-for (const micros of [0, 10, 30, 100, 300, 1000]) {
-  const n = quick ? 100 : Math.min(5_000, Math.round(1_000_000 / Math.max(micros, 100)));
-  const values = Array.from({ length: n }, () => micros);
-  const run = (make: () => InstanceType<Sluice["Pipeline"]>) => async () => {
-    const { outputs } = await make().collect(values as never);
-    if (outputs.length !== n) throw new Error("break-even case: wrong count");
-  };
-  const seconds = await measureSeconds({
-    inline: run(() => new Pipeline({ name: "w", stages: [stage("work", work)] }) as never),
-    "start-up": startUp,
-    "maxBatch 1": run(() =>
-      new Pipeline({
-        name: "w",
-        stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work", maxBatch: 1 })],
-      }) as never
-    ),
-    "maxBatch 8": run(() =>
-      new Pipeline({
-        name: "w",
-        stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work" })],
-      }) as never
-    ),
-  });
-  const { steady } = rates(seconds, n, ["maxBatch 1", "maxBatch 8"]);
-  log(
-    `| ${micros} µs | ${n} | ${fmt(steady.inline)} | ${fmt(steady["maxBatch 1"])} | ${fmt(steady["maxBatch 8"])} | ` +
-      `${ratio(steady["maxBatch 8"], steady.inline)} | ${Math.round(seconds["start-up"] * 1000)} ms |`,
-  );
+async function breakEven(): Promise<void> {
+  log();
+  log("## 3. Break-even: busy work per item, inline vs workerStage (threads: 2), steady items/s");
+  log();
+  log("| work per item | items | inline | maxBatch 1 | maxBatch 8 | maxBatch 8 vs inline | start-up |");
+  log("|---:|---:|---:|---:|---:|---:|---:|");
+  for (const micros of [0, 10, 30, 100, 300, 1000]) {
+    const n = quick ? 100 : Math.min(5_000, Math.round(1_000_000 / Math.max(micros, 100)));
+    const values = Array.from({ length: n }, () => micros);
+    const run = (make: () => InstanceType<Sluice["Pipeline"]>) => async () => {
+      const { outputs } = await make().collect(values as never);
+      if (outputs.length !== n) throw new Error("break-even case: wrong count");
+    };
+    const seconds = await measureSeconds({
+      inline: run(() => new Pipeline({ name: "w", stages: [stage("work", work)] }) as never),
+      "start-up": startUp,
+      "maxBatch 1": run(() =>
+        new Pipeline({
+          name: "w",
+          stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work", maxBatch: 1 })],
+        }) as never
+      ),
+      "maxBatch 8": run(() =>
+        new Pipeline({
+          name: "w",
+          stages: [workerStage<number, number>("work", functions, { threads: 2, export: "work" })],
+        }) as never
+      ),
+    });
+    const { steady } = rates(seconds, n, ["maxBatch 1", "maxBatch 8"]);
+    log(
+      `| ${micros} µs | ${n} | ${fmt(steady.inline)} | ${fmt(steady["maxBatch 1"])} | ${fmt(steady["maxBatch 8"])} | ` +
+        `${ratio(steady["maxBatch 8"], steady.inline)} | ${Math.round(seconds["start-up"] * 1000)} ms |`,
+    );
+  }
 }
+
+const cases = [cpuBound, batching, breakEven];
+for (const [index, run] of cases.entries()) if (selected.length === 0 || selected.includes(index + 1)) await run();
 log();
 log(`Load average at the end: ${load()}`);
 

@@ -27,6 +27,7 @@ import {
   StatusTracker,
   toMermaid,
   toPrometheus,
+  workerStage,
 } from "../mod.ts";
 import type { GraphBuilder, Handle } from "../mod.ts";
 import { z } from "zod";
@@ -54,7 +55,9 @@ export type Place =
   | "fromConfig()"
   // Graphs (issue 18): the graph builder.
   | "graph()"
-  | "graph.run()";
+  | "graph.run()"
+  // Worker stages (issue 14).
+  | "workerStage()";
 
 /** What the message must contain. */
 export interface Expectation {
@@ -1052,7 +1055,39 @@ export const MISTAKES: readonly Mistake[] = [
   ...observabilityRows(),
   ...renderAndConfigRows(),
   ...graphRows(),
+  ...workerStageRows(),
 ];
+
+/** Worker stages (issue 14): the module URL and the options of `workerStage()`. */
+function workerStageRows(): Mistake[] {
+  const url = "https://example.com/hash.js";
+  const option = (mistake: string, options: Record<string, unknown>, field: string, allowed: RegExp): Mistake => ({
+    place: "workerStage()",
+    mistake,
+    code: `workerStage("hash", url, ${lit(options)})`,
+    attempt: () => workerStage("hash", url, options),
+    expect: { classes: CONFIG, field, value: `got ${shown(options[field])}`, allowed },
+  });
+  return [
+    {
+      place: "workerStage()",
+      mistake: "a relative module URL (it would resolve against sluice's files)",
+      code: `workerStage("hash", "./hash.ts")`,
+      attempt: () => workerStage("hash", "./hash.ts"),
+      expect: {
+        classes: CONFIG,
+        field: "moduleUrl",
+        value: `got "./hash.ts"`,
+        allowed: /absolute URL|import\.meta\.url/,
+      },
+    },
+    option("threads is 0", { threads: 0 }, "threads", positiveInteger),
+    option("maxBatch is a fraction", { maxBatch: 2.5 }, "maxBatch", positiveInteger),
+    option("export is empty", { export: "" }, "export", /name of an export/),
+    option("transfer is not a function", { transfer: [] }, "transfer", /function/),
+    option("requireWorkers is not a boolean", { requireWorkers: "yes" }, "requireWorkers", /true or false/),
+  ];
+}
 
 /** The places of the observability export's mistakes, in the order docs/errors.md lists them. */
 const OBSERVABILITY_PLACES: readonly Place[] = [
@@ -1525,6 +1560,7 @@ export async function markdown(): Promise<string> {
     ...OBSERVABILITY_PLACES,
     ...RENDER_AND_CONFIG_PLACES,
     ...GRAPH_PLACES,
+    "workerStage()",
   ];
   for (const place of places) {
     const rows = MISTAKES.filter((mistake) => mistake.place === place);

@@ -198,7 +198,7 @@ function checkModuleUrl(name: string, moduleUrl: unknown): string {
   if (typeof moduleUrl === "string" && URL.canParse(moduleUrl)) return new URL(moduleUrl).href;
   if (typeof moduleUrl === "string" && moduleUrl.startsWith("/") && !moduleUrl.startsWith("//")) return moduleUrl;
   throw new ConfigError(
-    `Worker stage "${name}": the module URL must be a URL, an absolute URL string or an absolute path, such as ` +
+    `Worker stage "${name}": moduleUrl must be a URL, an absolute URL string or an absolute path, such as ` +
       `new URL("./hash.ts", import.meta.url) (a relative one would be resolved against sluice's files); ` +
       `got ${show(moduleUrl)}`,
     { stage: name, field: "moduleUrl" },

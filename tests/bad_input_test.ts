@@ -71,6 +71,8 @@ test("the catalogue covers every place a mistake can be made, with each mistake 
       // Graphs (issue 18): the graph builder.
       "graph()",
       "graph.run()",
+      // Worker stages (issue 14).
+      "workerStage()",
     ].sort(),
   );
   const keys = MISTAKES.map((mistake) => `${mistake.place} ${mistake.mistake}`);

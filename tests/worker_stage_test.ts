@@ -13,7 +13,7 @@ import {
   WorkerCrashedError,
   workerStage,
 } from "../mod.ts";
-import { guard, mulberry32, range, recordingLogger } from "./_helpers.ts";
+import { guard, mulberry32, range, recordingLogger, runtime } from "./_helpers.ts";
 
 const functions = new URL("./fixtures/worker_functions.ts", import.meta.url);
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
@@ -294,7 +294,10 @@ test("workerStage() runs again after a run ended: each run starts and ends its o
 test("workerStage() refuses bad input with a ConfigError that names the field", () => {
   assert.throws(() => workerStage("w", "./relative.ts"), (error: unknown) => {
     assert.ok(error instanceof ConfigError);
-    assert.match(error.message, /absolute URL.*new URL\("\.\/hash\.ts", import\.meta\.url\).*"\.\/relative\.ts"/);
+    assert.match(
+      error.message,
+      /moduleUrl must be a URL.*new URL\("\.\/hash\.ts", import\.meta\.url\).*"\.\/relative\.ts"/,
+    );
     return true;
   });
   assert.throws(() => workerStage("w", functions, { threads: 0 }), /threads.*positive integer/);
@@ -331,6 +334,33 @@ test("workerStage(): a function in a worker filters items out by returning skip"
   assert.deepEqual(outputs, [0, 2, 4, 6, 8]);
   assert.equal(metrics.totalFiltered, 5);
   assert.equal(metrics.totalIngested, metrics.totalCompleted + metrics.totalFiltered);
+});
+
+test("workerStage() on Node: a worker out of memory fails only its items, and the others complete on a new worker", {
+  skip: runtime() !== "node" && "Node only: it starts a child Node with a small heap, which its workers inherit",
+}, async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [
+    "--max-old-space-size=64",
+    "--import",
+    "tsx",
+    new URL("./fixtures/worker_oom.ts", import.meta.url).pathname,
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk));
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const code = await guard(new Promise((resolve) => child.on("close", resolve)), "the child", 60_000);
+  assert.equal(code, 0, stderr);
+  const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "null") as {
+    outputs: number[];
+    deadLetters: { item: number; name: string; message: string }[];
+  };
+  assert.deepEqual(result.outputs, [0, 2]);
+  assert.equal(result.deadLetters.length, 1);
+  assert.equal(result.deadLetters[0].item, 1);
+  assert.equal(result.deadLetters[0].name, "WorkerCrashedError");
+  assert.match(result.deadLetters[0].message, /memory/);
 });
 
 test("WorkerCrashedError is an Error with its name and stage", () => {

@@ -96,8 +96,16 @@ export function runAttempt<T>(
  * most attempts never look at either. @internal
  */
 export abstract class LazyContext implements StageContext {
-  /** What was made on demand; one field, so that a context that never needs it stays small. */
-  #lazy: { controller?: AbortController; abortedWith?: { reason: unknown }; logger?: Logger } | undefined;
+  /**
+   * What was made on demand; one field, so that a context that never needs it
+   * stays small. Assigned in the constructor, not a field initializer: an
+   * initializer is a call per context, and a stage makes one per item.
+   */
+  declare protected lazy: LazyParts | undefined;
+
+  constructor() {
+    this.lazy = undefined;
+  }
 
   abstract readonly run: RunContext;
   abstract readonly stage: string;
@@ -109,7 +117,7 @@ export abstract class LazyContext implements StageContext {
   }
 
   get signal(): AbortSignal {
-    const lazy = this.#lazy ??= {};
+    const lazy = this.lazy ??= {};
     if (!lazy.controller) {
       lazy.controller = new AbortController();
       if (lazy.abortedWith) lazy.controller.abort(lazy.abortedWith.reason);
@@ -118,15 +126,22 @@ export abstract class LazyContext implements StageContext {
   }
 
   get logger(): Logger {
-    const lazy = this.#lazy ??= {};
+    const lazy = this.lazy ??= {};
     return lazy.logger ??= contextLogger(this);
   }
 
   abort(reason: unknown): void {
-    const lazy = this.#lazy ??= {};
+    const lazy = this.lazy ??= {};
     lazy.abortedWith ??= { reason };
     lazy.controller?.abort(reason);
   }
+}
+
+/** What a {@linkcode LazyContext} makes on demand. @internal */
+interface LazyParts {
+  controller?: AbortController;
+  abortedWith?: { reason: unknown };
+  logger?: Logger;
 }
 
 /** The context of one attempt made by `runAttempt`. @internal */

@@ -48,14 +48,24 @@ interface StageSite {
  * retries get contexts of their own.
  */
 class Group extends LazyContext implements Unit {
-  seq = 0;
-  worker = -1;
+  // Plain assignments in the constructor, not field initializers: a stage
+  // makes one group per item, and an initializer is one more call for each.
+  declare readonly items: Item[];
+  declare readonly site: StageSite;
+  declare readonly worker: number;
+  declare readonly seq: number;
   /** performance.now() at the first attempt's start, for latency. */
-  startedAt = 0;
-  #ids: readonly ItemId[] | undefined;
+  declare readonly startedAt: number;
+  declare ids: readonly ItemId[] | undefined;
 
-  constructor(readonly items: Item[], readonly site: StageSite) {
+  constructor(items: Item[], site: StageSite, worker: number, seq: number, startedAt: number) {
     super();
+    this.items = items;
+    this.site = site;
+    this.worker = worker;
+    this.seq = seq;
+    this.startedAt = startedAt;
+    this.ids = undefined;
   }
 
   /** The group is the context of attempt 1 only. */
@@ -76,7 +86,7 @@ class Group extends LazyContext implements Unit {
   }
 
   get itemIds(): readonly ItemId[] {
-    return this.#ids ??= this.items.map((item) => item.id);
+    return this.ids ??= this.items.map((item) => item.id);
   }
 
   /** The attempt's input: the value, or a batch's values. */
@@ -238,16 +248,20 @@ export class StageEngine {
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
       const next = this.#waiting.shift()!;
-      this.#start(new Group(next instanceof Item ? [next] : next, this.#site), this.#freeWorkers.pop()!, now);
+      const group = new Group(
+        next instanceof Item ? [next] : next,
+        this.#site,
+        this.#freeWorkers.pop()!,
+        this.#nextSeq++,
+        now,
+      );
+      this.#start(group, now);
     }
     this.#pumping = false;
   }
 
-  #start(group: Group, worker: number, now: number): void {
+  #start(group: Group, now: number): void {
     const spec = this.#spec;
-    group.worker = worker;
-    group.seq = this.#nextSeq++;
-    group.startedAt = now;
     this.#unstarted -= group.items.length;
     this.#counters.inFlight += group.items.length;
     const input = group.input(this.#batch);

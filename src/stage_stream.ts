@@ -116,8 +116,14 @@ export class StageEngine {
 
   #forming: Item[] = [];
   #formingTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Items (item stage) or batches (batch stage) waiting for a worker; their Group is made when one starts. */
-  readonly #waiting = new Fifo<Item | Item[]>();
+  /**
+   * Waiting for a worker: in an item stage, the chunks received, each started
+   * item by item from `#waitingAt` (no queue operation per item); in a batch
+   * stage, the batches. A Group is made when a worker starts one.
+   */
+  readonly #waiting = new Fifo<Item[]>();
+  /** Item stages: the next item to start in the oldest waiting chunk. */
+  #waitingAt = 0;
   #pumping = false;
   readonly #freeWorkers: number[];
   /** Groups in their inline first attempt, by worker. */
@@ -126,10 +132,16 @@ export class StageEngine {
   readonly #onFirstAttemptDone: ((value: unknown) => void)[];
   readonly #onFirstAttemptFailed: ((error: unknown) => void)[];
   #nextSeq = 0;
-  /** Finished groups waiting for their turn, at `seq % concurrency` (ordered stages). */
+  /**
+   * Finished groups waiting for their turn, at `seq & #reorderMask` (ordered
+   * stages): a power of two at least `concurrency` long, as at most
+   * `concurrency` groups are out of line at once (a worker is free again only
+   * once its group is in line).
+   */
   readonly #reorder: (Group | undefined)[];
+  readonly #reorderMask: number;
   #nextInOrder = 0;
-  /** Envelopes ready to move downstream. */
+  /** Envelopes ready to move downstream: a plain array, handed on whole as the next chunk when there is room. */
   readonly #outbox = new Fifo<Envelope>();
   #flushScheduled = false;
   #outboxSeen = 0;
@@ -172,7 +184,10 @@ export class StageEngine {
     this.#onFirstAttemptFailed = this.#running.map((_, worker) => (error) =>
       this.#firstAttemptFailed(worker, error, clock.settled())
     );
-    this.#reorder = new Array(spec.concurrency).fill(undefined);
+    let ring = 1;
+    while (ring < spec.concurrency) ring *= 2;
+    this.#reorder = new Array(ring).fill(undefined);
+    this.#reorderMask = ring - 1;
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
     this.#counters.busyWorkers = () => busyOf(spec.concurrency, this.#freeWorkers);
@@ -198,16 +213,21 @@ export class StageEngine {
     const announce = this.#run.hasListener;
     const timestamp = this.#epoch(now);
     const first = this.#first;
-    for (const envelope of chunk) {
+    const batch = this.#batch;
+    /** Item stages: the items to wait, the chunk itself unless it holds failures or dropped items too. */
+    let items = chunk as Item[];
+    for (let i = 0; i < chunk.length; i++) {
+      const envelope = chunk[i];
       if (!(envelope instanceof Item)) {
+        if (items === chunk) items = chunk.slice(0, i) as Item[];
         this.#outbox.push(envelope); // failures and dropped items keep moving; order matters only for results
         continue;
       }
       if (first) envelope.bornAt = now;
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
       this.#unstarted++;
-      if (!this.#batch) {
-        this.#waiting.push(envelope);
+      if (!batch) {
+        if (items !== chunk) items.push(envelope);
         continue;
       }
       this.#forming.push(envelope);
@@ -219,6 +239,7 @@ export class StageEngine {
         }, this.#spec.flushIntervalMs);
       }
     }
+    if (!batch && items.length > 0) this.#waiting.push(items);
     this.#pump(now);
     if (this.#outbox.length > 0) this.#scheduleFlush();
   }
@@ -247,17 +268,22 @@ export class StageEngine {
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
-      const next = this.#waiting.shift()!;
-      const group = new Group(
-        next instanceof Item ? [next] : next,
-        this.#site,
-        this.#freeWorkers.pop()!,
-        this.#nextSeq++,
-        now,
-      );
+      const group = new Group(this.#nextUnit(), this.#site, this.#freeWorkers.pop()!, this.#nextSeq++, now);
       this.#start(group, now);
     }
     this.#pumping = false;
+  }
+
+  /** Takes the next waiting unit: one item (item stage), or a batch. */
+  #nextUnit(): Item[] {
+    if (this.#batch) return this.#waiting.shift()!;
+    const chunk = this.#waiting.peek()!;
+    const item = chunk[this.#waitingAt++];
+    if (this.#waitingAt === chunk.length) {
+      this.#waiting.shift();
+      this.#waitingAt = 0;
+    }
+    return [item];
   }
 
   #start(group: Group, now: number): void {
@@ -516,10 +542,10 @@ export class StageEngine {
   /** Puts a settled group's result in line to move on: in input order, or at once if unordered. */
   #inLine(group: Group, now: number): void {
     if (!this.#spec.ordered) return this.#release(group, now);
-    const concurrency = this.#spec.concurrency;
-    this.#reorder[group.seq % concurrency] = group;
+    const mask = this.#reorderMask;
+    this.#reorder[group.seq & mask] = group;
     for (;;) {
-      const slot = this.#nextInOrder % concurrency;
+      const slot = this.#nextInOrder & mask;
       const next = this.#reorder[slot];
       if (!next || next.seq !== this.#nextInOrder) break;
       this.#reorder[slot] = undefined;
@@ -531,7 +557,8 @@ export class StageEngine {
   /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
   #release(group: Group, now: number): void {
     if (this.#last) this.#run.metrics.recordLeft(group.items, now);
-    for (const envelope of group.items as Envelope[]) this.#outbox.push(envelope);
+    const items: Envelope[] = group.items, outbox = this.#outbox;
+    for (let i = 0; i < items.length; i++) outbox.push(items[i]);
     this.#freeWorkers.push(group.worker);
     this.#pump(now);
     this.#scheduleFlush();
@@ -563,8 +590,9 @@ export class StageEngine {
   /** Moves ready envelopes downstream, as many as the next stage has room for. */
   #flushOutbox(): void {
     while (this.#outbox.length > 0) {
-      const room = this.#next.take(Math.min(this.#outbox.length, MAX_CHUNK));
-      if (room === 0) return this.#waitForRoom(this.#outbox.length);
+      const ready = this.#outbox.length;
+      const room = this.#next.take(Math.min(ready, MAX_CHUNK));
+      if (room === 0) return this.#waitForRoom(ready);
       const chunk = this.#outbox.take(room);
       this.#held -= room;
       this.capacity.release(room); // wakes this stage's producer if it waits for room

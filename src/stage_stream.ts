@@ -206,6 +206,16 @@ export class StageEngine {
     );
   }
 
+  /**
+   * Hands this stage's chunks straight to `next`, the stage its readable side
+   * is piped into, instead of through that pipe: a call per chunk, not a
+   * pipe's promises. The pipe still closes `next`'s input, after this stage
+   * has drained, so nothing reaches `next` after its input ended.
+   */
+  feed(next: StageEngine): void {
+    this.#deliver = (chunk) => next.#accept(chunk);
+  }
+
   #accept(chunk: Chunk): void {
     this.#held += chunk.length;
     const now = this.#run.clock.now();
@@ -630,12 +640,27 @@ export class StageEngine {
   }
 }
 
-/** `input` piped through each engine's stream in turn. @internal */
+/**
+ * `input` piped through each engine's stream in turn. Where a stage engine
+ * is followed by another, the first hands its chunks straight to the second
+ * (`feed`): the pipe between them then only carries the end of the input,
+ * which reaches the second once the first has drained.
+ * @internal
+ */
 export function pipeThroughEngines(
   input: ReadableStream<Chunk>,
   engines: readonly { readonly stream: TransformStream<Chunk, Chunk> }[],
 ): ReadableStream<Chunk> {
+  feedDirectly(engines);
   let stream = input;
   for (const engine of engines) stream = stream.pipeThrough(engine.stream);
   return stream;
+}
+
+/** Links each stage engine in `nodes` to the stage engine right after it, if any. @internal */
+export function feedDirectly(nodes: readonly unknown[]): void {
+  for (let i = 0; i + 1 < nodes.length; i++) {
+    const node = nodes[i], next = nodes[i + 1];
+    if (node instanceof StageEngine && next instanceof StageEngine) node.feed(next);
+  }
 }

@@ -264,13 +264,17 @@ export class MetricsRecorder {
   /** Items leaving the last stage at `now` (failures and dropped ones among them are passed over). */
   recordLeft(envelopes: readonly unknown[], now: number): void {
     for (const envelope of envelopes) {
-      if (!(envelope instanceof Item)) continue;
-      const total = now - envelope.bornAt;
-      this.endToEnd.record(total);
-      this.endToEndCount++;
-      this.endToEndTotalMs += total;
-      this.inAttemptTotalMs += envelope.workMs < total ? envelope.workMs : total;
+      if (envelope instanceof Item) this.recordLeftItem(envelope, now);
     }
+  }
+
+  /** One completed item leaving the last stage at `now`. */
+  recordLeftItem(item: Item, now: number): void {
+    const total = now - item.bornAt;
+    this.endToEnd.record(total);
+    this.endToEndCount++;
+    this.endToEndTotalMs += total;
+    this.inAttemptTotalMs += item.workMs < total ? item.workMs : total;
   }
 
   end(): void {

@@ -50,7 +50,14 @@ interface StageSite {
 class Group extends LazyContext implements Unit {
   // Plain assignments in the constructor, not field initializers: a stage
   // makes one group per item, and an initializer is one more call for each.
-  declare readonly items: Item[];
+  /** The item (item stage), or the batch's first item. */
+  declare readonly item: Item;
+  /**
+   * A batch's items; in an item stage undefined, until a failure or a drop
+   * asks for `items` (the success path never makes an array per item). Its
+   * entries become failures or dropped items when the unit ends so.
+   */
+  declare list: Envelope[] | undefined;
   declare readonly site: StageSite;
   declare readonly worker: number;
   declare readonly seq: number;
@@ -58,9 +65,10 @@ class Group extends LazyContext implements Unit {
   declare readonly startedAt: number;
   declare ids: readonly ItemId[] | undefined;
 
-  constructor(items: Item[], site: StageSite, worker: number, seq: number, startedAt: number) {
+  constructor(item: Item, list: Item[] | undefined, site: StageSite, worker: number, seq: number, startedAt: number) {
     super();
-    this.items = items;
+    this.item = item;
+    this.list = list;
     this.site = site;
     this.worker = worker;
     this.seq = seq;
@@ -85,13 +93,23 @@ class Group extends LazyContext implements Unit {
     return this.site.counters;
   }
 
+  /** How many items the unit holds. */
+  get size(): number {
+    return this.list === undefined ? 1 : this.list.length;
+  }
+
+  /** The unit's items, to turn into failures or dropped items in place (made on first use in an item stage). */
+  get items(): Item[] {
+    return (this.list ??= [this.item]) as Item[];
+  }
+
   get itemIds(): readonly ItemId[] {
-    return this.ids ??= this.items.map((item) => item.id);
+    return this.ids ??= this.list === undefined ? [this.item.id] : this.list.map((item) => item.id);
   }
 
   /** The attempt's input: the value, or a batch's values. */
   input(batch: boolean): unknown {
-    return batch ? this.items.map((item) => item.value) : this.items[0].value;
+    return batch ? this.items.map((item) => item.value) : this.item.value;
   }
 }
 
@@ -278,28 +296,32 @@ export class StageEngine {
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
-      const group = new Group(this.#nextUnit(), this.#site, this.#freeWorkers.pop()!, this.#nextSeq++, now);
-      this.#start(group, now);
+      this.#start(this.#nextGroup(this.#freeWorkers.pop()!, now), now);
     }
     this.#pumping = false;
   }
 
-  /** Takes the next waiting unit: one item (item stage), or a batch. */
-  #nextUnit(): Item[] {
-    if (this.#batch) return this.#waiting.shift()!;
+  /** The group of the next waiting unit, one item (item stage) or a batch, to start on `worker`. */
+  #nextGroup(worker: number, now: number): Group {
+    const seq = this.#nextSeq++;
+    if (this.#batch) {
+      const batch = this.#waiting.shift()!;
+      return new Group(batch[0], batch, this.#site, worker, seq, now);
+    }
     const chunk = this.#waiting.peek()!;
     const item = chunk[this.#waitingAt++];
     if (this.#waitingAt === chunk.length) {
       this.#waiting.shift();
       this.#waitingAt = 0;
     }
-    return [item];
+    return new Group(item, undefined, this.#site, worker, seq, now);
   }
 
   #start(group: Group, now: number): void {
     const spec = this.#spec;
-    this.#unstarted -= group.items.length;
-    this.#counters.inFlight += group.items.length;
+    const size = group.size;
+    this.#unstarted -= size;
+    this.#counters.inFlight += size;
     const input = group.input(this.#batch);
     if (this.#run.forced) {
       this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
@@ -394,10 +416,11 @@ export class StageEngine {
 
   #announceStarted(group: Group): void {
     const timestamp = this.#epoch(group.startedAt);
-    for (const item of group.items) {
+    const size = group.size;
+    for (let i = 0; i < size; i++) {
       this.#run.emit({
         type: "started",
-        itemId: item.id,
+        itemId: (i === 0 ? group.item : group.list![i]).id,
         stage: this.#spec.name,
         attempt: 1,
         worker: group.worker,
@@ -411,23 +434,24 @@ export class StageEngine {
     if (result === skip || (this.#batch && (result as readonly unknown[]).includes(skip))) {
       return this.#filtered(group, result, attempts, now);
     }
-    const items = group.items;
+    const size = group.size;
     const counters = this.#counters;
     const run = this.#run;
     const durationMs = now - group.startedAt;
-    counters.inFlight -= items.length;
-    counters.succeeded += items.length;
-    counters.workerProcessed[group.worker] += items.length;
+    counters.inFlight -= size;
+    counters.succeeded += size;
+    counters.workerProcessed[group.worker] += size;
     counters.workerBusyMs[group.worker] += durationMs;
-    counters.latencyTotalMs += durationMs * items.length;
+    counters.latencyTotalMs += durationMs * size;
     if (this.#batch) {
-      for (let i = 0; i < items.length; i++) items[i].value = (result as readonly unknown[])[i];
+      const items = group.items;
+      for (let i = 0; i < size; i++) items[i].value = (result as readonly unknown[])[i];
     } else {
-      items[0].value = result;
+      group.item.value = result;
     }
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < size; i++) {
       counters.latency.record(durationMs);
-      items[i].workMs += durationMs;
+      (i === 0 ? group.item : group.items[i]).workMs += durationMs;
     }
     if (run.logsDebug) {
       run.log("debug", "completed", {
@@ -439,10 +463,10 @@ export class StageEngine {
     }
     if (run.hasListener) {
       const timestamp = this.#epoch(now);
-      for (const item of items) {
+      for (let i = 0; i < size; i++) {
         run.emit({
           type: "completed",
-          itemId: item.id,
+          itemId: (i === 0 ? group.item : group.items[i]).id,
           stage: this.#spec.name,
           attempt: attempts,
           worker: group.worker,
@@ -566,9 +590,14 @@ export class StageEngine {
 
   /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
   #release(group: Group, now: number): void {
-    if (this.#last) this.#run.metrics.recordLeft(group.items, now);
-    const items: Envelope[] = group.items, outbox = this.#outbox;
-    for (let i = 0; i < items.length; i++) outbox.push(items[i]);
+    const list = group.list, outbox = this.#outbox;
+    if (list === undefined) {
+      if (this.#last) this.#run.metrics.recordLeftItem(group.item, now);
+      outbox.push(group.item);
+    } else {
+      if (this.#last) this.#run.metrics.recordLeft(list, now);
+      for (let i = 0; i < list.length; i++) outbox.push(list[i]);
+    }
     this.#freeWorkers.push(group.worker);
     this.#pump(now);
     this.#scheduleFlush();

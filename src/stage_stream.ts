@@ -127,6 +127,8 @@ export class StageEngine {
   readonly #site: StageSite;
   readonly #next: Capacity;
   readonly #batch: boolean;
+  /** True when attempt 1 runs inline: no task-by-task retries and no timeout (the common case, checked once). */
+  readonly #inline: boolean;
   #deliver: Deliver | undefined;
   /** The first stage stamps each item's `bornAt`; the last records its end-to-end latency. */
   readonly #first: boolean;
@@ -192,6 +194,7 @@ export class StageEngine {
     this.#next = next;
     this.#deliver = deliver;
     this.#batch = spec.kind === "batch";
+    this.#inline = spec.runTaskByTask === undefined && spec.policy.timeoutMs === undefined;
     this.capacity = new Capacity(queueSize + spec.concurrency * spec.batchSize);
     this.#freeWorkers = Array.from({ length: spec.concurrency }, (_, i) => spec.concurrency - 1 - i);
     this.#running = new Array(spec.concurrency).fill(undefined);
@@ -240,6 +243,7 @@ export class StageEngine {
     this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
     const timestamp = this.#epoch(now);
+    const stage = this.#spec.name;
     const first = this.#first;
     const batch = this.#batch;
     /** Item stages: the items to wait, the chunk itself unless it holds failures or dropped items too. */
@@ -252,7 +256,7 @@ export class StageEngine {
         continue;
       }
       if (first) envelope.bornAt = now;
-      if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage: this.#spec.name, timestamp });
+      if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage, timestamp });
       this.#unstarted++;
       if (!batch) {
         if (items !== chunk) items.push(envelope);
@@ -323,7 +327,9 @@ export class StageEngine {
     this.#unstarted -= size;
     this.#counters.inFlight += size;
     const input = group.input(this.#batch);
-    if (this.#run.forced) {
+    if (this.#inline && !this.#run.forced) {
+      this.#firstAttempt(group, input);
+    } else if (this.#run.forced) {
       this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
     } else if (spec.runTaskByTask) {
       this.#settleWhenDone(group, spec.runTaskByTask(input, group));

@@ -116,7 +116,13 @@ class Group extends LazyContext implements Unit {
 /** Where a stage's results go: its own readable side, or straight to the outlet. @internal */
 export type Deliver = (chunk: Chunk) => void;
 
-/** @internal */
+/**
+ * The per-item methods are TypeScript-private, not `#private`: on
+ * JavaScriptCore (Bun) a call to a `#private` method costs a few nanoseconds
+ * more than a plain method call (measured: 4.5–5 ns against 2 ns), and a
+ * stage makes a dozen such calls per item. V8 makes no difference.
+ * @internal
+ */
 export class StageEngine {
   /** Counts what this stage holds; its producer takes from it. */
   readonly capacity: Capacity;
@@ -200,10 +206,10 @@ export class StageEngine {
     this.#running = new Array(spec.concurrency).fill(undefined);
     const clock = run.clock;
     this.#onFirstAttemptDone = this.#running.map((_, worker) => (value) =>
-      this.#firstAttemptDone(worker, value, clock.settled())
+      this.firstAttemptDone(worker, value, clock.settled())
     );
     this.#onFirstAttemptFailed = this.#running.map((_, worker) => (error) =>
-      this.#firstAttemptFailed(worker, error, clock.settled())
+      this.firstAttemptFailed(worker, error, clock.settled())
     );
     let ring = 1;
     while (ring < spec.concurrency) ring *= 2;
@@ -212,15 +218,15 @@ export class StageEngine {
     // Waiting = counted for this stage but not yet received (in the stream's queue) + received, not started.
     this.#counters.queueDepth = () => this.capacity.used - this.#held + this.#unstarted;
     this.#counters.busyWorkers = () => busyOf(spec.concurrency, this.#freeWorkers);
-    this.#stopForce = run.onForce((reason) => this.#interruptAll(reason));
-    run.onResume(() => this.#pump());
+    this.#stopForce = run.onForce((reason) => this.interruptAll(reason));
+    run.onResume(() => this.pump());
     this.stream = new TransformStream<Chunk, Chunk>(
       {
         start: (controller) => {
           this.#deliver ??= (chunk) => controller.enqueue(chunk);
         },
-        transform: (chunk) => this.#accept(chunk),
-        flush: () => this.#drain(),
+        transform: (chunk) => this.accept(chunk),
+        flush: () => this.drain(),
       },
       { highWaterMark: queueSize, size: chunkSize },
       { highWaterMark: 0, size: chunkSize },
@@ -234,15 +240,15 @@ export class StageEngine {
    * has drained, so nothing reaches `next` after its input ended.
    */
   feed(next: StageEngine): void {
-    this.#deliver = (chunk) => next.#accept(chunk);
+    this.#deliver = (chunk) => next.accept(chunk);
   }
 
-  #accept(chunk: Chunk): void {
+  private accept(chunk: Chunk): void {
     this.#held += chunk.length;
     const now = this.#run.clock.now();
     this.#epochOffset = Date.now() - now;
     const announce = this.#run.hasListener;
-    const timestamp = this.#epoch(now);
+    const timestamp = this.epoch(now);
     const stage = this.#spec.name;
     const first = this.#first;
     const batch = this.#batch;
@@ -263,25 +269,25 @@ export class StageEngine {
         continue;
       }
       this.#forming.push(envelope);
-      if (this.#forming.length >= this.#spec.batchSize) this.#closeBatch();
+      if (this.#forming.length >= this.#spec.batchSize) this.closeBatch();
       else if (this.#forming.length === 1 && this.#spec.flushIntervalMs !== undefined) {
         this.#formingTimer = setTimeout(() => {
-          this.#closeBatch();
-          this.#pump();
+          this.closeBatch();
+          this.pump();
         }, this.#spec.flushIntervalMs);
       }
     }
     if (!batch && items.length > 0) this.#waiting.push(items);
-    this.#pump(now);
-    if (this.#outbox.length > 0) this.#scheduleFlush();
+    this.pump(now);
+    if (this.#outbox.length > 0) this.scheduleFlush();
   }
 
   /** Epoch milliseconds of a `performance.now()` reading. */
-  #epoch(now: number): number {
+  private epoch(now: number): number {
     return Math.floor(now + this.#epochOffset);
   }
 
-  #closeBatch(): void {
+  private closeBatch(): void {
     if (this.#formingTimer !== undefined) {
       clearTimeout(this.#formingTimer);
       this.#formingTimer = undefined;
@@ -292,21 +298,21 @@ export class StageEngine {
   }
 
   /** Starts waiting groups on free workers; `now` is a fresh performance.now() if the caller has one. */
-  #pump(now?: number): void {
+  private pump(now?: number): void {
     // A synchronous stage finishes inside #start and frees its worker, which
-    // calls #pump again: the loop below picks that worker up instead of
+    // calls pump again: the loop below picks that worker up instead of
     // recursing once per item (which overflows the stack on a long queue).
     if (this.#pumping || this.#run.paused) return; // paused: resume() pumps again
     this.#pumping = true;
     while (this.#freeWorkers.length > 0 && this.#waiting.length > 0) {
       now ??= this.#run.clock.now();
-      this.#start(this.#nextGroup(this.#freeWorkers.pop()!, now), now);
+      this.start(this.nextGroup(this.#freeWorkers.pop()!, now), now);
     }
     this.#pumping = false;
   }
 
   /** The group of the next waiting unit, one item (item stage) or a batch, to start on `worker`. */
-  #nextGroup(worker: number, now: number): Group {
+  private nextGroup(worker: number, now: number): Group {
     const seq = this.#nextSeq++;
     if (this.#batch) {
       const batch = this.#waiting.shift()!;
@@ -321,31 +327,31 @@ export class StageEngine {
     return new Group(item, undefined, this.#site, worker, seq, now);
   }
 
-  #start(group: Group, now: number): void {
+  private start(group: Group, now: number): void {
     const spec = this.#spec;
     const size = group.size;
     this.#unstarted -= size;
     this.#counters.inFlight += size;
     const input = group.input(this.#batch);
     if (this.#inline && !this.#run.forced) {
-      this.#firstAttempt(group, input);
+      this.firstAttempt(group, input);
     } else if (this.#run.forced) {
-      this.#failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
+      this.failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
     } else if (spec.runTaskByTask) {
-      this.#settleWhenDone(group, spec.runTaskByTask(input, group));
+      this.settleWhenDone(group, spec.runTaskByTask(input, group));
     } else if (spec.policy.timeoutMs !== undefined) {
-      this.#retry(group, input, undefined);
+      this.retry(group, input, undefined);
     } else {
-      this.#firstAttempt(group, input);
+      this.firstAttempt(group, input);
     }
   }
 
   /** Attempt 1, inline: no timer and no per-attempt registration; the group is its context. */
-  #firstAttempt(group: Group, input: unknown): void {
+  private firstAttempt(group: Group, input: unknown): void {
     const worker = group.worker;
     this.#running[worker] = group;
     if (this.#run.hasListener) {
-      this.#announceStarted(group);
+      this.announceStarted(group);
       if (this.#running[worker] !== group) return; // a listener forced a shutdown: this attempt must not run
     }
     if (this.#run.logsDebug) {
@@ -360,14 +366,14 @@ export class StageEngine {
     try {
       result = this.#spec.attempt(input, group);
     } catch (error) {
-      return this.#firstAttemptFailed(worker, error, this.#run.clock.now());
+      return this.firstAttemptFailed(worker, error, this.#run.clock.now());
     }
     if (isPromiseLike(result)) {
       // Through Promise.resolve: a thenable that calls back at once would be
       // seen inside this call, where the shared clock reading does not hold.
       Promise.resolve(result).then(this.#onFirstAttemptDone[worker], this.#onFirstAttemptFailed[worker]);
     } else {
-      this.#firstAttemptDone(worker, result, this.#run.clock.now());
+      this.firstAttemptDone(worker, result, this.#run.clock.now());
     }
   }
 
@@ -377,51 +383,51 @@ export class StageEngine {
    * `#running` already (no new one starts after that), so a late result finds
    * nothing to settle.
    */
-  #firstAttemptDone(worker: number, value: unknown, now: number): void {
+  private firstAttemptDone(worker: number, value: unknown, now: number): void {
     const group = this.#running[worker];
     if (!group) return;
     this.#running[worker] = undefined;
-    this.#succeeded(group, value, 1, now);
+    this.succeeded(group, value, 1, now);
   }
 
-  #firstAttemptFailed(worker: number, error: unknown, now: number): void {
+  private firstAttemptFailed(worker: number, error: unknown, now: number): void {
     const group = this.#running[worker];
     if (!group) return;
     this.#running[worker] = undefined;
-    if (this.#spec.policy.maxRetries === 0) return this.#failed(group, error, 1, now);
-    this.#retry(group, group.input(this.#batch), { error, durationMs: now - group.startedAt });
+    if (this.#spec.policy.maxRetries === 0) return this.failed(group, error, 1, now);
+    this.retry(group, group.input(this.#batch), { error, durationMs: now - group.startedAt });
   }
 
-  #retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
+  private retry(group: Group, input: unknown, firstFailure: { error: unknown; durationMs: number } | undefined): void {
     const attempt = this.#spec.attempt;
-    this.#settleWhenDone(group, withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure));
+    this.settleWhenDone(group, withRetries(group, this.#spec.policy, (ctx) => attempt(input, ctx), firstFailure));
   }
 
   /** Records the outcome of a retry loop (or of tasks retried one by one) once it is known. */
-  #settleWhenDone(group: Group, outcome: Promise<Outcome<unknown>>): void {
+  private settleWhenDone(group: Group, outcome: Promise<Outcome<unknown>>): void {
     const clock = this.#run.clock;
     outcome.then(
       (result) =>
         result.ok
-          ? this.#succeeded(group, result.value, result.attempts, clock.settled())
-          : this.#failed(group, result.error, result.attempts, clock.settled()),
-      (error) => this.#failed(group, error, 1, clock.settled()),
+          ? this.succeeded(group, result.value, result.attempts, clock.settled())
+          : this.failed(group, result.error, result.attempts, clock.settled()),
+      (error) => this.failed(group, error, 1, clock.settled()),
     );
   }
 
   /** A forced shutdown: every inline attempt fails now with a ShutdownError. */
-  #interruptAll(reason: unknown): void {
+  private interruptAll(reason: unknown): void {
     for (const group of this.#running) {
       if (!group) continue;
       const error = new ShutdownError(this.#spec.name, { cause: reason });
       group.abort(error);
       this.#running[group.worker] = undefined;
-      this.#failed(group, error, 1, this.#run.clock.now());
+      this.failed(group, error, 1, this.#run.clock.now());
     }
   }
 
-  #announceStarted(group: Group): void {
-    const timestamp = this.#epoch(group.startedAt);
+  private announceStarted(group: Group): void {
+    const timestamp = this.epoch(group.startedAt);
     const size = group.size;
     for (let i = 0; i < size; i++) {
       this.#run.emit({
@@ -436,9 +442,9 @@ export class StageEngine {
   }
 
   /** The unit succeeded at `now`: `result` is the item's output, or a batch's outputs. */
-  #succeeded(group: Group, result: unknown, attempts: number, now: number): void {
+  private succeeded(group: Group, result: unknown, attempts: number, now: number): void {
     if (result === skip || (this.#batch && (result as readonly unknown[]).includes(skip))) {
-      return this.#filtered(group, result, attempts, now);
+      return this.filtered(group, result, attempts, now);
     }
     const size = group.size;
     const counters = this.#counters;
@@ -468,7 +474,7 @@ export class StageEngine {
       });
     }
     if (run.hasListener) {
-      const timestamp = this.#epoch(now);
+      const timestamp = this.epoch(now);
       for (let i = 0; i < size; i++) {
         run.emit({
           type: "completed",
@@ -481,20 +487,20 @@ export class StageEngine {
         });
       }
     }
-    this.#inLine(group, now);
+    this.inLine(group, now);
   }
 
   /**
    * The unit succeeded at `now` and returned `skip` (a batch: for some of its
    * items): those items become `filtered` and travel on to the outlet.
    */
-  #filtered(group: Group, result: unknown, attempts: number, now: number): void {
+  private filtered(group: Group, result: unknown, attempts: number, now: number): void {
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
     const name = this.#spec.name;
     const durationMs = now - group.startedAt;
-    const timestamp = this.#epoch(now);
+    const timestamp = this.epoch(now);
     counters.inFlight -= items.length;
     counters.workerProcessed[group.worker] += items.length;
     counters.workerBusyMs[group.worker] += durationMs;
@@ -525,12 +531,12 @@ export class StageEngine {
     if (run.logsDebug) {
       run.log("debug", "filtered", { stage: name, ...idFields(group.itemIds), attempt: attempts, durationMs });
     }
-    this.#inLine(group, now);
+    this.inLine(group, now);
   }
 
   /** The unit failed for good at `now`: its items become failures that travel on to the outlet. */
-  #failed(group: Group, cause: unknown, attempts: number, now: number): void {
-    if (this.#spec.settleFailure?.(group, cause, attempts) === "skip") return this.#skipped(group, cause, now);
+  private failed(group: Group, cause: unknown, attempts: number, now: number): void {
+    if (this.#spec.settleFailure?.(group, cause, attempts) === "skip") return this.skipped(group, cause, now);
     const items = group.items;
     const run = this.#run;
     const { name } = this.#spec;
@@ -550,7 +556,7 @@ export class StageEngine {
         item.value,
         cause,
         attempts,
-        this.#epoch(group.startedAt),
+        this.epoch(group.startedAt),
         failedAt,
       );
       if (!error) continue;
@@ -565,23 +571,23 @@ export class StageEngine {
         timestamp: failedAt,
       });
     }
-    this.#inLine(group, now);
+    this.inLine(group, now);
   }
 
   /** Error routing skipped the unit: its items leave the pipeline as `skipped`, not as dead letters. */
-  #skipped(group: Group, cause: unknown, now: number): void {
+  private skipped(group: Group, cause: unknown, now: number): void {
     const items = group.items;
     this.#counters.inFlight -= items.length;
     this.#counters.skipped += items.length;
     for (let i = 0; i < items.length; i++) {
       (items as Envelope[])[i] = new Dropped(items[i].id, this.#spec.name, "skipped", cause);
     }
-    this.#inLine(group, now);
+    this.inLine(group, now);
   }
 
   /** Puts a settled group's result in line to move on: in input order, or at once if unordered. */
-  #inLine(group: Group, now: number): void {
-    if (!this.#spec.ordered) return this.#release(group, now);
+  private inLine(group: Group, now: number): void {
+    if (!this.#spec.ordered) return this.release(group, now);
     const mask = this.#reorderMask;
     this.#reorder[group.seq & mask] = group;
     for (;;) {
@@ -590,12 +596,12 @@ export class StageEngine {
       if (!next || next.seq !== this.#nextInOrder) break;
       this.#reorder[slot] = undefined;
       this.#nextInOrder++;
-      this.#release(next, now);
+      this.release(next, now);
     }
   }
 
   /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
-  #release(group: Group, now: number): void {
+  private release(group: Group, now: number): void {
     const list = group.list, outbox = this.#outbox;
     if (list === undefined) {
       if (this.#last) this.#run.metrics.recordLeftItem(group.item, now);
@@ -605,8 +611,8 @@ export class StageEngine {
       for (let i = 0; i < list.length; i++) outbox.push(list[i]);
     }
     this.#freeWorkers.push(group.worker);
-    this.#pump(now);
-    this.#scheduleFlush();
+    this.pump(now);
+    this.scheduleFlush();
   }
 
   /**
@@ -614,7 +620,7 @@ export class StageEngine {
    * over: while it keeps growing (more results arriving in the same tick)
    * and is below MAX_CHUNK, wait one more microtask.
    */
-  #scheduleFlush(): void {
+  private scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     this.#outboxSeen = this.#outbox.length;
@@ -629,38 +635,38 @@ export class StageEngine {
       return;
     }
     this.#flushScheduled = false;
-    this.#flushOutbox();
+    this.flushOutbox();
   };
 
   /** Moves ready envelopes downstream, as many as the next stage has room for. */
-  #flushOutbox(): void {
+  private flushOutbox(): void {
     while (this.#outbox.length > 0) {
       const ready = this.#outbox.length;
       const room = this.#next.take(Math.min(ready, MAX_CHUNK));
-      if (room === 0) return this.#waitForRoom(ready);
+      if (room === 0) return this.waitForRoom(ready);
       const chunk = this.#outbox.take(room);
       this.#held -= room;
       this.capacity.release(room); // wakes this stage's producer if it waits for room
       this.#deliver!(chunk);
     }
-    this.#checkDrained();
+    this.checkDrained();
   }
 
   /** Waits until the next stage has room for a good share of what is ready. */
-  #waitForRoom(ready: number): void {
+  private waitForRoom(ready: number): void {
     if (this.#awaitingRoom) return;
     this.#awaitingRoom = true;
     this.#next.whenFree(Math.min(ready, MAX_CHUNK, Math.ceil(this.#next.limit / 8))).then(() => {
       this.#awaitingRoom = false;
-      this.#flushOutbox();
+      this.flushOutbox();
     });
   }
 
   /** Input has ended: flush the partial batch, then wait for everything to move on. */
-  #drain(): Promise<void> {
+  private drain(): Promise<void> {
     this.#ending = true;
-    this.#closeBatch();
-    this.#pump();
+    this.closeBatch();
+    this.pump();
     if (this.#held === 0) return Promise.resolve(this.#stopForce());
     return new Promise((resolve) => {
       this.#drained = () => {
@@ -670,7 +676,7 @@ export class StageEngine {
     });
   }
 
-  #checkDrained(): void {
+  private checkDrained(): void {
     if (this.#ending && this.#held === 0) this.#drained?.();
   }
 }

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { isPromiseLike, LazyContext } from "./attempt.ts";
+import { contextLogger, isPromiseLike, lazyAbort, type LazyParts, lazySignal, type StageContext } from "./attempt.ts";
 import { Capacity } from "./capacity.ts";
 import { Fifo } from "./fifo.ts";
 import { serializeError } from "./dead_letter.ts";
@@ -26,7 +26,7 @@ import { ShutdownError } from "./errors.ts";
 import type { ItemId } from "./events.ts";
 import { busyOf, type StageCounters } from "./metrics.ts";
 import { type Outcome, type Unit, withRetries } from "./retry.ts";
-import { idFields } from "./logger.ts";
+import { idFields, type Logger } from "./logger.ts";
 import type { RunContext } from "./run_context.ts";
 import { settled } from "./settle_clock.ts";
 import { skip } from "./skip.ts";
@@ -45,9 +45,12 @@ interface StageSite {
 /**
  * One item (item stage) or one batch, from its start until its result is in
  * order. It is also the context of its first attempt, which runs inline;
- * retries get contexts of their own.
+ * retries get contexts of their own. Like `LazyContext` it makes its signal
+ * and logger on first use, but without extending it: a derived class's
+ * construction cost 14–16 ns on JavaScriptCore (Bun) against 11 ns for a
+ * plain one (measured), and a stage makes a group per item.
  */
-class Group extends LazyContext implements Unit {
+class Group implements StageContext, Unit {
   // Plain assignments in the constructor, not field initializers: a stage
   // makes one group per item, and an initializer is one more call for each.
   /** The item (item stage), or the batch's first item. */
@@ -64,9 +67,11 @@ class Group extends LazyContext implements Unit {
   /** performance.now() at the first attempt's start, for latency. */
   declare readonly startedAt: number;
   declare ids: readonly ItemId[] | undefined;
+  /** The signal and logger, once asked for. */
+  declare lazy: LazyParts | undefined;
 
   constructor(item: Item, list: Item[] | undefined, site: StageSite, worker: number, seq: number, startedAt: number) {
-    super();
+    this.lazy = undefined;
     this.item = item;
     this.list = list;
     this.site = site;
@@ -91,6 +96,22 @@ class Group extends LazyContext implements Unit {
 
   get counters(): StageCounters {
     return this.site.counters;
+  }
+
+  get itemId(): ItemId {
+    return this.item.id;
+  }
+
+  get signal(): AbortSignal {
+    return lazySignal(this.lazy ??= {});
+  }
+
+  get logger(): Logger {
+    return (this.lazy ??= {}).logger ??= contextLogger(this);
+  }
+
+  abort(reason: unknown): void {
+    lazyAbort(this.lazy ??= {}, reason);
   }
 
   /** How many items the unit holds. */

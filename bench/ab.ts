@@ -19,6 +19,7 @@
  * @module
  */
 
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
@@ -47,6 +48,9 @@ async function load(root: string, tag: string): Promise<Sluice> {
   const { bundle } = await import("../scripts/build.ts");
   const file = join(here, "node_modules", ".cache", "sluice-bench", `ab-${tag}-${process.pid}.js`);
   await bundle(file, { entryPoints: [join(root, "mod.ts")] });
+  process.once("exit", () => {
+    for (const path of [file, `${file}.map`]) rmSync(path, { force: true });
+  });
   return await import(pathToFileURL(file).href) as Sluice;
 }
 
@@ -89,12 +93,18 @@ const load1 = (await import("node:os")).loadavg()[0].toFixed(2);
 console.log(`${runtimeName}, case ${caseId}, n ${n}, ${rounds} rounds, load average ${load1}`);
 for (const { name } of contenders) {
   console.log(
-    `${name.padEnd(5)} ${(rate(name) / 1e6).toFixed(3)}M items/s  ${(rate(name) / rate("p_map")).toFixed(3)}x p-map   ` +
+    `${name.padEnd(5)} ${(rate(name) / 1e6).toFixed(3)}M items/s  ${
+      (rate(name) / rate("p_map")).toFixed(3)
+    }x p-map   ` +
       `${(cpuRate(name) / 1e6).toFixed(3)}M items/CPU-s  ${(cpuRate(name) / cpuRate("p_map")).toFixed(3)}x p-map`,
   );
 }
 const best = (name: string) => Math.max(...cpuSamples.get(name)!);
 console.log(
-  `this / base: ${(rate("this") / rate("base")).toFixed(3)}x wall, ${(cpuRate("this") / cpuRate("base")).toFixed(3)}x CPU` +
-    ` (best rounds: ${(best("this") / best("base")).toFixed(3)}x CPU; this ${(best("this") / best("p_map")).toFixed(3)}x p-map)`,
+  `this / base: ${(rate("this") / rate("base")).toFixed(3)}x wall, ${
+    (cpuRate("this") / cpuRate("base")).toFixed(3)
+  }x CPU` +
+    ` (best rounds: ${(best("this") / best("base")).toFixed(3)}x CPU; this ${
+      (best("this") / best("p_map")).toFixed(3)
+    }x p-map)`,
 );

@@ -21,7 +21,7 @@ import type { Chunk, Envelope } from "./envelope.ts";
 import type { PipelineMetrics } from "./metrics.ts";
 import { type Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import type { RunContext } from "./run_context.ts";
-import { feedDirectly, pipeThroughEngines } from "./stage_stream.ts";
+import { pipeThroughEngines } from "./stage_stream.ts";
 import type { Capacity } from "./capacity.ts";
 
 /** What `pipeline.stream()` returns. */
@@ -48,7 +48,6 @@ export function openPipelineStream<I, O>(
 ): PipelineStream<I, O> & { readonly closeInput: () => void } {
   const head = engines[0];
   const headWriter = head.stream.writable.getWriter();
-  feedDirectly(engines.slice(0, 2));
   const reader = pipeThroughEngines(head.stream.readable, engines.slice(1)).getReader();
 
   let writableController!: WritableStreamDefaultController;

@@ -11,8 +11,12 @@
  *
  * Hot path: the first attempt runs inline (no timer, no registration per
  * attempt); retries and timeouts go through `withRetries`. Results that are
- * ready together move on together as one chunk. Attempts that settle
- * together share one clock reading (`SettleClock`).
+ * ready together move on together as one chunk, handed straight to the
+ * next stage when there is one (`feed`). Attempts that settle together share
+ * one clock reading (`SettleClock`). An item stage starts items from the
+ * chunks it received, and on success makes one object per item (its group):
+ * the costs per item and stage are measured in bench/README.md, "Where case
+ * 1's time goes".
  *
  * @module
  */
@@ -188,7 +192,7 @@ export class StageEngine {
   readonly #reorder: (Group | undefined)[];
   readonly #reorderMask: number;
   #nextInOrder = 0;
-  /** Envelopes ready to move downstream: a plain array, handed on whole as the next chunk when there is room. */
+  /** Envelopes ready to move downstream. */
   readonly #outbox = new Fifo<Envelope>();
   #flushScheduled = false;
   #outboxSeen = 0;
@@ -320,7 +324,7 @@ export class StageEngine {
 
   /** Starts waiting groups on free workers; `now` is a fresh performance.now() if the caller has one. */
   private pump(now?: number): void {
-    // A synchronous stage finishes inside #start and frees its worker, which
+    // A synchronous stage finishes inside start() and frees its worker, which
     // calls pump again: the loop below picks that worker up instead of
     // recursing once per item (which overflows the stack on a long queue).
     if (this.#pumping || this.#run.paused) return; // paused: resume() pumps again
@@ -702,24 +706,27 @@ export class StageEngine {
   }
 }
 
-/**
- * `input` piped through each engine's stream in turn. Where a stage engine
- * is followed by another, the first hands its chunks straight to the second
- * (`feed`): the pipe between them then only carries the end of the input,
- * which reaches the second once the first has drained.
- * @internal
- */
+/** `input` piped through each engine's stream in turn. @internal */
 export function pipeThroughEngines(
   input: ReadableStream<Chunk>,
   engines: readonly { readonly stream: TransformStream<Chunk, Chunk> }[],
 ): ReadableStream<Chunk> {
-  feedDirectly(engines);
   let stream = input;
   for (const engine of engines) stream = stream.pipeThrough(engine.stream);
   return stream;
 }
 
-/** Links each stage engine in `nodes` to the stage engine right after it, if any. @internal */
+/**
+ * Links each stage engine in `nodes` to the stage engine right after it, if
+ * any (`feed`): the pipe between them then only carries the end of the
+ * input, which reaches the second once the first has drained. `run()` does
+ * this (its source is read on demand, by capacity: `sourceStream`);
+ * `stream()` does not: there the producer's `pipeTo` writes while the first
+ * stage has room, and with the first stage emptying into the second at once
+ * the source was read once more after the consumer cancelled (a test in
+ * tests/edges_test.ts asserts it is not).
+ * @internal
+ */
 export function feedDirectly(nodes: readonly unknown[]): void {
   for (let i = 0; i + 1 < nodes.length; i++) {
     const node = nodes[i], next = nodes[i + 1];

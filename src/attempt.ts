@@ -96,8 +96,16 @@ export function runAttempt<T>(
  * most attempts never look at either. @internal
  */
 export abstract class LazyContext implements StageContext {
-  /** What was made on demand; one field, so that a context that never needs it stays small. */
-  #lazy: { controller?: AbortController; abortedWith?: { reason: unknown }; logger?: Logger } | undefined;
+  /**
+   * What was made on demand; one field, so that a context that never needs it
+   * stays small. Assigned in the constructor, not a field initializer: an
+   * initializer is a call per context, and a stage makes one per item.
+   */
+  declare protected lazy: LazyParts | undefined;
+
+  constructor() {
+    this.lazy = undefined;
+  }
 
   abstract readonly run: RunContext;
   abstract readonly stage: string;
@@ -109,24 +117,38 @@ export abstract class LazyContext implements StageContext {
   }
 
   get signal(): AbortSignal {
-    const lazy = this.#lazy ??= {};
-    if (!lazy.controller) {
-      lazy.controller = new AbortController();
-      if (lazy.abortedWith) lazy.controller.abort(lazy.abortedWith.reason);
-    }
-    return lazy.controller.signal;
+    return lazySignal(this.lazy ??= {});
   }
 
   get logger(): Logger {
-    const lazy = this.#lazy ??= {};
-    return lazy.logger ??= contextLogger(this);
+    return (this.lazy ??= {}).logger ??= contextLogger(this);
   }
 
   abort(reason: unknown): void {
-    const lazy = this.#lazy ??= {};
-    lazy.abortedWith ??= { reason };
-    lazy.controller?.abort(reason);
+    lazyAbort(this.lazy ??= {}, reason);
   }
+}
+
+/** What a context makes on demand (see {@linkcode LazyContext}). @internal */
+export interface LazyParts {
+  controller?: AbortController;
+  abortedWith?: { reason: unknown };
+  logger?: Logger;
+}
+
+/** A lazy context's signal, made on first use (aborted at once if the attempt already was). @internal */
+export function lazySignal(lazy: LazyParts): AbortSignal {
+  if (!lazy.controller) {
+    lazy.controller = new AbortController();
+    if (lazy.abortedWith) lazy.controller.abort(lazy.abortedWith.reason);
+  }
+  return lazy.controller.signal;
+}
+
+/** Aborts a lazy context's attempt: its signal now if made, or when it is. @internal */
+export function lazyAbort(lazy: LazyParts, reason: unknown): void {
+  lazy.abortedWith ??= { reason };
+  lazy.controller?.abort(reason);
 }
 
 /** The context of one attempt made by `runAttempt`. @internal */
@@ -145,7 +167,8 @@ export class AttemptContext extends LazyContext {
   }
 }
 
-function contextLogger(ctx: LazyContext): Logger {
+/** The logger of a context: the pipeline's, with the attempt's stage, item ids and attempt added. @internal */
+export function contextLogger(ctx: StageContext & { readonly run: RunContext }): Logger {
   const fields = { stage: ctx.stage, ...idFields(ctx.itemIds), attempt: ctx.attempt };
   const at = (level: keyof Logger) => (message: string, properties?: Record<string, unknown>) =>
     ctx.run.log(level, message, { ...fields, ...properties });

@@ -9,14 +9,24 @@
 
 import type { ItemId } from "./events.ts";
 
-/** An item on its way through the stages. `value` is replaced by each stage. @internal */
+/**
+ * An item on its way through the stages. `value` is replaced by each stage.
+ *
+ * Every field is `declare`d and assigned in the constructor: a field
+ * declaration (a parameter property is one, with ES2022 class fields) makes
+ * the constructor call an initializer first, once per object.
+ * @internal
+ */
 export class Item {
+  declare readonly id: ItemId;
+  declare value: unknown;
   /** performance.now() when the first stage received it, for end-to-end latency. */
   declare bornAt: number;
   /** Milliseconds spent in attempts (and backoff) so far, over all stages. */
   declare workMs: number;
-  constructor(readonly id: ItemId, public value: unknown) {
-    // Plain assignments, not field initializers: one hidden class, no initializer call per item.
+  constructor(id: ItemId, value: unknown) {
+    this.id = id;
+    this.value = value;
     this.bornAt = 0;
     this.workMs = 0;
   }

@@ -31,6 +31,11 @@ export class Fifo<T> {
     this.#length++;
   }
 
+  /** The oldest item, left in place (undefined when empty). */
+  peek(): T | undefined {
+    return this.#length === 0 ? undefined : this.#slots[this.#head];
+  }
+
   /** Removes and returns the oldest item (undefined when empty). */
   shift(): T | undefined {
     if (this.#length === 0) return undefined;

@@ -23,7 +23,7 @@ import { onShutdownSignals } from "./runtime.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
-import { pipeThroughEngines, StageEngine } from "./stage_stream.ts";
+import { feedDirectly, pipeThroughEngines, StageEngine } from "./stage_stream.ts";
 import { Expander } from "./expander.ts";
 import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
 import { pipelineSlotKey, TaskSlots } from "./task_slots.ts";
@@ -737,6 +737,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         sourceError = { error };
         run.log("error", "source failed; finishing the items already read", { error });
       }, onDrain);
+      if (!replay) feedDirectly(engines); // a replay's chain has steps between some stages (#pipeReplay)
       const output = replay ? this.#pipeReplay(input, engines, replay.stages) : pipeThroughEngines(input, engines);
       await output.pipeTo(new WritableStream<Chunk>());
       try {

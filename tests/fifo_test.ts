@@ -1,7 +1,7 @@
 /**
  * The ring-buffer queue every stage keeps its waiting work and its outbox in:
  * checked against a plain array as the model, through random sequences of
- * push, shift and take that wrap around, grow and shrink the buffer.
+ * push, shift, take and peek that wrap around, grow and shrink the buffer.
  *
  * @module
  */
@@ -37,6 +37,7 @@ test("Fifo: push, shift and take agree with an array, across wrap-around, growth
           assert.deepEqual(fifo.take(step.count), model.splice(0, step.count));
         }
         assert.equal(fifo.length, model.length);
+        assert.equal(fifo.peek(), model[0]);
       }
       assert.deepEqual(fifo.take(Infinity), model);
       assert.equal(fifo.shift(), undefined);

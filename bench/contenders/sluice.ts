@@ -12,9 +12,7 @@
 
 import type { PipelineEvent, PipelineMetrics, Stage } from "../../mod.ts";
 import type { Contender, Job, Outcome } from "../lib/job.ts";
-import { loadSluice } from "../lib/sluice_module.ts";
-
-const { Pipeline, stage } = await loadSluice();
+import { loadSluice, type Sluice } from "../lib/sluice_module.ts";
 
 type AnyStage = Stage<unknown, unknown>;
 
@@ -50,36 +48,44 @@ class EventCounts {
   };
 }
 
-export const sluice: Contender = {
-  name: "sluice",
-  how: "new Pipeline({ stages: [stage(fn, { concurrency, ordered })…], onEvent }).run(source)",
-  async run(job: Job): Promise<Outcome> {
-    const retryOptions = job.maxRetries === undefined ? {} : {
-      maxRetries: job.maxRetries,
-      backoff: { initialDelayMs: 0 },
-    };
-    const options = { concurrency: job.concurrency, ordered: job.ordered, ...retryOptions };
-    const last = job.fns.length - 1;
-    const sink = job.sink;
-    const stages: [AnyStage, ...AnyStage[]] = [
-      stageFor(job, 0, options),
-      ...job.fns.slice(1).map((_, i) => stageFor(job, i + 1, options)),
-    ];
-    if (sink.kind === "async") stages.push(stage("sink", (value: unknown) => sink.write(value)));
-    else if (last < 0) throw new Error("a sluice pipeline needs at least one stage");
+/** The contender on a given build of sluice (`bench/ab.ts` runs two side by side). */
+export function sluiceOn({ Pipeline, stage }: Sluice, name = "sluice"): Contender {
+  return {
+    name,
+    how: "new Pipeline({ stages: [stage(fn, { concurrency, ordered })…], onEvent }).run(source)",
+    run: (job) => runJob(job, Pipeline, stage),
+  };
+}
 
-    const events = new EventCounts();
-    const queueSize = job.queueSize === undefined ? {} : { queueSize: job.queueSize };
-    const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener, ...queueSize });
-    const metrics = await pipeline.run(job.source());
-    check(metrics, events, pipeline.deadLetters.length);
-    let retries = 0;
-    for (const name in metrics.stageMetrics) retries += metrics.stageMetrics[name].retries;
-    return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
-  },
-};
+export const sluice: Contender = sluiceOn(await loadSluice());
+
+async function runJob(job: Job, Pipeline: Sluice["Pipeline"], stage: Sluice["stage"]): Promise<Outcome> {
+  const retryOptions = job.maxRetries === undefined ? {} : {
+    maxRetries: job.maxRetries,
+    backoff: { initialDelayMs: 0 },
+  };
+  const options = { concurrency: job.concurrency, ordered: job.ordered, ...retryOptions };
+  const last = job.fns.length - 1;
+  const sink = job.sink;
+  const stages: [AnyStage, ...AnyStage[]] = [
+    stageFor(stage, job, 0, options),
+    ...job.fns.slice(1).map((_, i) => stageFor(stage, job, i + 1, options)),
+  ];
+  if (sink.kind === "async") stages.push(stage("sink", (value: unknown) => sink.write(value)));
+  else if (last < 0) throw new Error("a sluice pipeline needs at least one stage");
+
+  const events = new EventCounts();
+  const queueSize = job.queueSize === undefined ? {} : { queueSize: job.queueSize };
+  const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener, ...queueSize });
+  const metrics = await pipeline.run(job.source());
+  check(metrics, events, pipeline.deadLetters.length);
+  let retries = 0;
+  for (const name in metrics.stageMetrics) retries += metrics.stageMetrics[name].retries;
+  return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
+}
 
 function stageFor(
+  stage: Sluice["stage"],
   job: Job,
   index: number,
   options: { concurrency: number; ordered: boolean; maxRetries?: number; backoff?: { initialDelayMs: number } },

@@ -1,0 +1,72 @@
+/**
+ * Where case 1's time goes, by taking it apart: the same items through one
+ * stage, four stages, four stages with an `onEvent` listener (case 1 as the
+ * suite runs it, less the sink), four synchronous stages, and p-map's four
+ * awaits, in one process, interleaved; nanoseconds of this process's CPU
+ * time per item (`process.cpuUsage()`, which other work on a shared machine
+ * disturbs less than the wall clock), median over the rounds.
+ *
+ *   node --expose-gc --import tsx bench/anatomy.ts [--n 300000] [--rounds 7]
+ *   npx deno run -A --v8-flags=--expose-gc bench/anatomy.ts
+ *   npx bun bench/anatomy.ts
+ *
+ * The difference between four stages and one is the cost of three stages;
+ * with and without the listener, the cost of twelve events (three per item
+ * and stage). See "Where case 1's time goes" in bench/README.md.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import pMap from "p-map";
+import { median } from "./lib/harness.ts";
+import { collectBeforeRun, runtimeName } from "./lib/runtime.ts";
+import { loadSluice } from "./lib/sluice_module.ts";
+
+const { Pipeline, stage } = await loadSluice();
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const n = option("n", 300_000);
+const rounds = option("rounds", 7);
+
+function* range(count: number): Generator<number> {
+  for (let i = 0; i < count; i++) yield i;
+}
+const inc = async (x: number) => x + 1;
+const incSync = (x: number) => x + 1;
+const options = { concurrency: 8, ordered: true };
+
+function pipeline(stages: number, fn: (x: number) => unknown, listen: boolean) {
+  let events = 0;
+  const list = Array.from({ length: stages }, (_, i) => stage(`s${i + 1}`, fn, options));
+  return new Pipeline({
+    name: "anatomy",
+    stages: list as [typeof list[0], ...typeof list],
+    ...(listen ? { onEvent: () => void events++ } : {}),
+  });
+}
+
+const variants: Record<string, () => Promise<unknown>> = {
+  "p-map, 4 awaits": () => pMap(range(n), async (x: number) => await inc(await inc(await inc(await inc(x)))), options),
+  "sluice, 1 stage": () => pipeline(1, inc, false).run(range(n)),
+  "sluice, 4 stages": () => pipeline(4, inc, false).run(range(n)),
+  "sluice, 4 stages, onEvent": () => pipeline(4, inc, true).run(range(n)),
+  "sluice, 4 sync stages": () => pipeline(4, incSync, false).run(range(n)),
+};
+const names = Object.keys(variants);
+const samples = new Map<string, number[]>(names.map((name) => [name, []]));
+for (let round = -1; round < rounds; round++) {
+  for (let i = 0; i < names.length; i++) {
+    const name = names[(i + Math.max(round, 0)) % names.length];
+    await collectBeforeRun();
+    const cpu = process.cpuUsage();
+    await variants[name]();
+    const used = process.cpuUsage(cpu);
+    if (round >= 0) samples.get(name)!.push(((used.user + used.system) * 1000) / n); // ns per item
+  }
+}
+console.log(`${runtimeName}: ns of CPU per item, median of ${rounds} rounds of ${n.toLocaleString("en-US")} items`);
+for (const name of names) console.log(`${name.padEnd(28)} ${median(samples.get(name)!).toFixed(0).padStart(6)}`);

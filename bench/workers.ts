@@ -18,10 +18,11 @@
  * also times a 1-item worker run ("start-up") in the same rounds and
  * reports, besides whole runs, a steady state with that start-up taken out.
  *
- * Usage: node --import tsx bench/workers.ts [--quick] [--rounds R] [--case N] [--no-write]
+ * Usage: node --import tsx bench/workers.ts [--quick] [--rounds R] [--case N] [--source] [--no-write]
  *        npx deno run -A bench/workers.ts …   ·   npx bun bench/workers.ts …
  *
- * sluice is measured as its users load it (see `loadSluice()`): the sources on
+ * sluice is measured as its users load it (see `loadSluice()`; `--source`
+ * measures the sources everywhere): the sources on
  * Deno, an npm-style build on Node and Bun; the hand-written pool runs the
  * same function module, started the same way.
  * Writes bench/results/workers-<runtime>.md unless --no-write.
@@ -64,7 +65,7 @@ interface Loaded {
  */
 async function loadSluice(): Promise<Loaded> {
   const here = (path: string) => new URL(path, import.meta.url);
-  if (runtimeName === "deno") {
+  if (runtimeName === "deno" || args.includes("--source")) {
     return {
       sluice: await import("../mod.ts"),
       runtime: await import("../src/runtime.ts"),

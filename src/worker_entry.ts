@@ -28,6 +28,8 @@ let head = 0;
 let running = 0;
 let pumping = false;
 let outbox: WireResult[] = [];
+/** The milliseconds the items in the outbox took, start to settle. */
+let outboxMs = 0;
 let transfers: Transferable[] = [];
 let flushScheduled = false;
 
@@ -99,19 +101,21 @@ function pump(): void {
 }
 
 function start(fn: Fn, stage: string, job: WireJob): void {
+  const began = performance.now();
+  const done = (result: WireResult) => settle(result, performance.now() - began);
   let result: unknown;
   try {
     result = fn(job.value, { stage, itemId: job.itemId, attempt: job.attempt });
   } catch (error) {
-    return settle({ id: job.id, ok: false, error: toWireError(error) });
+    return done({ id: job.id, ok: false, error: toWireError(error) });
   }
   if (typeof (result as { then?: unknown } | null)?.then === "function") {
     Promise.resolve(result).then(
-      (value) => settle(succeeded(job.id, value)),
-      (error) => settle({ id: job.id, ok: false, error: toWireError(error) }),
+      (value) => done(succeeded(job.id, value)),
+      (error) => done({ id: job.id, ok: false, error: toWireError(error) }),
     );
   } else {
-    settle(succeeded(job.id, result));
+    done(succeeded(job.id, result));
   }
 }
 
@@ -131,9 +135,10 @@ function succeeded(id: number, value: unknown): WireResult {
   return { id, ok: true, value };
 }
 
-function settle(result: WireResult): void {
+function settle(result: WireResult, ms: number): void {
   running--;
   outbox.push(result);
+  outboxMs += ms;
   if (!flushScheduled) {
     flushScheduled = true;
     queueMicrotask(flush);
@@ -141,14 +146,16 @@ function settle(result: WireResult): void {
   pump();
 }
 
-/** Posts the results that were ready together as one message. */
+/** Posts the results that were ready together as one message, with the time their items took. */
 function flush(): void {
   flushScheduled = false;
   const results = outbox;
   const transfer = transfers;
+  const workMs = outboxMs;
   outbox = [];
   transfers = [];
-  send({ type: "done", results }, transfer);
+  outboxMs = 0;
+  send({ type: "done", results, workMs }, transfer);
 }
 
 /** Posts `message`; results that will not clone are posted one by one, the ones that still fail as errors. */
@@ -157,7 +164,7 @@ function send(message: FromWorker, transfer: Transferable[]): void {
     post(message, transfer);
   } catch (error) {
     if (message.type !== "done" || message.results.length === 1) return sendUncloneable(message, error);
-    for (const result of message.results) send({ type: "done", results: [result] }, []);
+    for (const result of message.results) send({ type: "done", results: [result], workMs: 0 }, []);
   }
 }
 
@@ -169,7 +176,9 @@ function sendUncloneable(message: FromWorker, error: unknown): void {
   );
   const wire = { ...toWireError(why), permanent: true };
   post(
-    id === -1 ? { type: "loadFailed", error: wire } : { type: "done", results: [{ id, ok: false, error: wire }] },
+    id === -1
+      ? { type: "loadFailed", error: wire }
+      : { type: "done", results: [{ id, ok: false, error: wire }], workMs: 0 },
     [],
   );
 }

@@ -17,6 +17,9 @@ import type { SpawnWorker, WorkerThread } from "./runtime.ts";
 import { fromWireError, WorkerCrashedError } from "./worker_errors.ts";
 import type { FromWorker, InitMessage, WireJob } from "./worker_protocol.ts";
 
+/** The work one message should carry, in milliseconds: well above the cost of posting it (tens of microseconds). */
+const BATCH_WORK_MS = 1;
+
 /** What a pool is made from, checked and resolved by `workerStage()`. @internal */
 export interface PoolOptions {
   readonly stage: string;
@@ -30,7 +33,7 @@ export interface PoolOptions {
   readonly concurrency: number;
   /** The most items in one message. */
   readonly maxBatch: number;
-  /** The most items posted to one worker and not yet back. */
+  /** The most items posted to one worker and not yet back, with `timeoutMs` (without, twice the current batch size). */
   readonly window: number;
   readonly timeoutMs: number | undefined;
   readonly transfer: ((value: unknown) => Transferable[]) | undefined;
@@ -68,6 +71,8 @@ export class WorkerPool {
   #broken: (() => Error) | undefined;
   #dispatchScheduled = false;
   #nextId = 0;
+  /** Milliseconds an item has taken in a worker, on average (recent items weigh most); undefined until known. */
+  #itemMs: number | undefined;
 
   /** True when the worker loads TypeScript: the entry (from the sources) or the user's module. */
   readonly #typescript: boolean;
@@ -109,14 +114,35 @@ export class WorkerPool {
     while (this.#threads.length < this.#options.threads) {
       if (!this.#addThread()) return;
     }
-    const { maxBatch, window } = this.#options;
+    const batch = this.#batchSize();
+    const window = this.#options.timeoutMs === undefined ? 2 * this.#options.concurrency * batch : this.#options.window;
     while (this.#queue.length > 0) {
       const thread = this.#leastLoaded();
       const room = thread ? window - thread.jobs.size : 0;
       if (!thread || room <= 0) return; // a worker's "ready" or results dispatch again
       const share = Math.ceil(this.#queue.length / this.#threads.length);
-      this.#post(thread, this.#queue.take(Math.min(maxBatch, room, share)));
+      this.#post(thread, this.#queue.take(Math.min(batch, room, share)));
     }
+  }
+
+  /**
+   * Items per message: enough for about {@linkcode BATCH_WORK_MS} of work,
+   * from the time items have taken so far (all of `maxBatch` until known).
+   * An item that takes a millisecond or more goes alone: batching it would
+   * save nothing and leave one worker idle while another holds a batch.
+   */
+  #batchSize(): number {
+    const { maxBatch, concurrency } = this.#options;
+    if (this.#itemMs === undefined || maxBatch === 1) return maxBatch;
+    const perItem = this.#itemMs / concurrency;
+    return Math.max(1, Math.min(maxBatch, Math.ceil(BATCH_WORK_MS / Math.max(perItem, 1e-3))));
+  }
+
+  /** Folds a message's work time into the running average per item. */
+  #learn(items: number, workMs: number): void {
+    if (items === 0) return;
+    const sample = workMs / items;
+    this.#itemMs = this.#itemMs === undefined ? sample : 0.8 * this.#itemMs + 0.2 * sample;
   }
 
   /**
@@ -231,6 +257,7 @@ export class WorkerPool {
       const error = fromWireError(message.error);
       return this.#cannotRun(`could not load its function from ${this.#options.module}: ${error.message}`, error);
     }
+    this.#learn(message.results.length, message.workMs);
     for (const result of message.results) {
       const job = thread.jobs.get(result.id);
       if (!job) continue;

@@ -46,6 +46,8 @@ export type WireResult =
 export interface DoneMessage {
   readonly type: "done";
   readonly results: readonly WireResult[];
+  /** How long their items took in all, start to settle, in milliseconds: what batching adapts to. */
+  readonly workMs: number;
 }
 
 /** The module did not load, or its export is not a function: no item can run on this worker. @internal */

@@ -55,9 +55,12 @@ export interface WorkerStageOptions<I = unknown> extends CommonStageOptions {
   readonly concurrency?: number;
   /**
    * The most items posted to a worker in one message when items queue up;
-   * fewer are sent when the queue is short. 1 posts every item alone.
-   * Without `timeoutMs`, a worker holds up to `2 × concurrency × maxBatch`
-   * items (the next batch waits while results travel back); with it, items
+   * fewer are sent when the queue is short, and when items take long (a
+   * message carries about a millisecond of work, measured as the stage
+   * runs). 1 posts every item alone.
+   * Without `timeoutMs`, a worker holds up to two messages' worth, at most
+   * `2 × concurrency × maxBatch` items (the next batch waits while results
+   * travel back); with it, items
    * are posted one at a time and a worker holds `concurrency`, so that the
    * limit counts only an item's own work.
    * @default {8}

@@ -304,16 +304,8 @@ const NODE_BOOTSTRAP = `const { workerData } = require("node:worker_threads");
 
 function spawnWebWorker(url: URL, events: WorkerEvents): WorkerThread {
   const worker = new Worker(url, { type: "module" });
-  let live = true;
-  const crash = (error: Error) => {
-    if (!live) return;
-    live = false;
-    worker.terminate();
-    events.crash(error);
-  };
-  worker.addEventListener("message", (event) => {
-    if (live) events.message(event.data);
-  });
+  const { crash, message, thread } = liveUntilEnded(worker, events);
+  worker.addEventListener("message", (event) => message(event.data));
   worker.addEventListener("error", (event) => {
     event.preventDefault(); // Deno: an uncaught error in a worker must not end the process
     crash(event.error instanceof Error ? event.error : new Error(event.message || "uncaught error in the worker"));
@@ -324,13 +316,7 @@ function spawnWebWorker(url: URL, events: WorkerEvents): WorkerThread {
     const code = (event as Event & { code?: number }).code;
     crash(new Error(`the worker exited${code === undefined ? "" : ` with code ${code}`}`));
   });
-  return {
-    post: (message, transfer) => worker.postMessage(message, transfer),
-    terminate() {
-      live = false;
-      worker.terminate();
-    },
-  };
+  return thread;
 }
 
 function spawnNodeWorker(
@@ -342,24 +328,40 @@ function spawnNodeWorker(
   const worker = tsx
     ? new threads.Worker(NODE_BOOTSTRAP, { eval: true, workerData: { entry: url.href, tsx } })
     : new threads.Worker(url);
-  let live = true;
-  const crash = (error: Error) => {
-    if (!live) return;
-    live = false;
-    worker.terminate();
-    events.crash(error);
-  };
-  worker.on("message", (data) => {
-    if (live) events.message(data);
-  });
+  const { crash, message, thread } = liveUntilEnded(worker, events);
+  worker.on("message", message);
   worker.on("error", crash);
   worker.on("messageerror", crash);
   worker.on("exit", (code) => crash(new Error(`the worker exited with code ${code}`)));
+  return thread;
+}
+
+/**
+ * A worker's messages and its one crash, passed on to `events` until it
+ * crashes or is terminated; after that it is silent (a terminated worker's
+ * exit is not a crash).
+ */
+function liveUntilEnded(
+  worker: { postMessage(message: unknown, transfer: Transferable[]): void; terminate(): unknown },
+  events: WorkerEvents,
+): { crash: (error: Error) => void; message: (data: unknown) => void; thread: WorkerThread } {
+  let live = true;
   return {
-    post: (message, transfer) => worker.postMessage(message, transfer),
-    terminate() {
+    crash(error) {
+      if (!live) return;
       live = false;
       worker.terminate();
+      events.crash(error);
+    },
+    message(data) {
+      if (live) events.message(data);
+    },
+    thread: {
+      post: (message, transfer) => worker.postMessage(message, transfer),
+      terminate() {
+        live = false;
+        worker.terminate();
+      },
     },
   };
 }

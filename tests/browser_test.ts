@@ -70,13 +70,25 @@ function serve(sluiceBundle: string, workerEntry?: string): { server: Server; re
   return { server, requests };
 }
 
-test("Chromium runs the bundle from an import map: a pipeline with retries and a dead letter queue", {
-  skip,
-}, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-browser-"));
-  const sluiceBundle = join(dir, "mod.js");
-  await bundle(sluiceBundle, { sourcemap: false });
-  const { server, requests } = serve(sluiceBundle);
+/** What a test page publishes as `window.sluiceResult`. */
+interface PageOutcome<R> {
+  ok: boolean;
+  error?: string;
+  result?: R;
+}
+
+type Page = Awaited<ReturnType<Awaited<ReturnType<typeof launchChromium>>["newPage"]>>;
+
+/**
+ * Serves `server` on a free port of 127.0.0.1, opens `path` in Chromium, waits for the page's `sluiceResult` and gives
+ * it to `check` with the errors the page logged and the page; then closes the browser and the server and removes `dir`.
+ */
+async function inChromium<R>(
+  server: Server,
+  dir: string,
+  path: string,
+  check: (outcome: PageOutcome<R>, problems: string[], page: Page) => Promise<void>,
+): Promise<void> {
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const problems: string[] = [];
   try {
@@ -91,11 +103,27 @@ test("Chromium runs the bundle from an import map: a pipeline with retries and a
     page.on("console", (message) => {
       if (message.type() === "error") problems.push(`console error: ${message.text()}`);
     });
-    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.goto(`http://127.0.0.1:${port}${path}`);
     const handle = await page.waitForFunction(() => (globalThis as { sluiceResult?: unknown }).sluiceResult, null, {
       timeout: 60_000,
     });
-    const outcome = await handle.jsonValue() as { ok: boolean; error?: string; result?: PageResult };
+    await check(await handle.jsonValue() as PageOutcome<R>, problems, page);
+  } finally {
+    await browser?.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("Chromium runs the bundle from an import map: a pipeline with retries and a dead letter queue", {
+  skip,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-browser-"));
+  const sluiceBundle = join(dir, "mod.js");
+  await bundle(sluiceBundle, { sourcemap: false });
+  const { server, requests } = serve(sluiceBundle);
+  await inChromium<PageResult>(server, dir, "/", async (outcome, problems, page) => {
     assert.ok(outcome.ok && outcome.result, `the page's pipeline failed: ${outcome.error}`);
     const { results, deadLetters, metrics, runtime } = outcome.result;
 
@@ -119,12 +147,7 @@ test("Chromium runs the bundle from an import map: a pipeline with retries and a
     assert.deepEqual(problems.filter((problem) => !/status of (404|503)/.test(problem)), []);
     const shown = JSON.parse(await page.textContent("#result") ?? "null") as PageResult;
     assert.equal(shown.metrics.totalCompleted, 9, "the page shows the result too");
-  } finally {
-    await browser?.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("Chromium runs a worker stage on module workers started on the bundle's worker_entry.js", { skip }, async () => {
@@ -135,25 +158,7 @@ test("Chromium runs a worker stage on module workers started on the bundle's wor
   // As a user's bundler must: the worker script beside the code of workerStage().
   await bundle(entryBundle, { sourcemap: false, entryPoints: [workerEntry.in] });
   const { server } = serve(sluiceBundle, entryBundle);
-  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
-  const problems: string[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const { port } = server.address() as { port: number };
-    browser = await launchChromium();
-    const page = await browser.newPage();
-    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-    page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-    });
-    await page.goto(`http://127.0.0.1:${port}/workers.html`);
-    const handle = await page.waitForFunction(() => (globalThis as { sluiceResult?: unknown }).sluiceResult, null, {
-      timeout: 60_000,
-    });
-    const outcome = await handle.jsonValue() as { ok: boolean; error?: string; result?: Record<string, unknown> };
+  await inChromium<Record<string, unknown>>(server, dir, "/workers.html", async (outcome, problems) => {
     assert.ok(outcome.ok && outcome.result, `the page's pipeline failed: ${outcome.error}`);
     assert.deepEqual(outcome.result, {
       outputs: [1, 2, 3, 4].map((n) => ({ square: n * n, inWorker: true })),
@@ -163,10 +168,5 @@ test("Chromium runs a worker stage on module workers started on the bundle's wor
     });
     // The browser asks for /favicon.ico, which the server does not have; anything else is a problem.
     assert.deepEqual(problems.filter((problem) => !/status of 404/.test(problem)), []);
-  } finally {
-    await browser?.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -376,7 +376,20 @@ export class StageEngine {
     const worker = group.worker;
     this.#running[worker] = group;
     if (this.#run.hasListener) {
-      this.announceStarted(group);
+      // An item stage's one event is built here, not in announceStarted's
+      // loop: on JavaScriptCore (Bun) the events then cost less, more often
+      // (bench/README.md, "Where case 1's time goes").
+      if (this.#batch) this.announceStarted(group);
+      else {
+        this.#run.emit({
+          type: "started",
+          itemId: group.item.id,
+          stage: this.#spec.name,
+          attempt: 1,
+          worker,
+          timestamp: this.epoch(group.startedAt),
+        });
+      }
       if (this.#running[worker] !== group) return; // a listener forced a shutdown: this attempt must not run
     }
     if (this.#run.logsDebug) {
@@ -451,6 +464,7 @@ export class StageEngine {
     }
   }
 
+  /** A batch's `started` events, one per item. */
   private announceStarted(group: Group): void {
     const timestamp = this.epoch(group.startedAt);
     const size = group.size;

@@ -8,8 +8,7 @@
  * @module
  */
 
-import { PermanentError } from "../mod.ts";
-import { type Job, type Outcome, sleep, type StageFn } from "./lib/job.ts";
+import { type Job, type Outcome, PermanentError, sleep, type StageFn } from "./lib/job.ts";
 
 export type CaseKind = "throughput" | "memory" | "latency";
 

@@ -35,11 +35,20 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type BenchCase, cases } from "./cases.ts";
+import { type BenchCase, cases, ITEM_SIZE_CONTENDERS, ITEM_SIZES } from "./cases.ts";
 import { measureLatency, measureThroughput } from "./lib/harness.ts";
 import { type Contender, withQueueSize } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
-import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
+import {
+  type CaseReport,
+  libraryVersions,
+  markdown,
+  merge,
+  type Report,
+  type Row,
+  type SizeReport,
+  write,
+} from "./lib/report.ts";
 import {
   collectionBeforeRun,
   gitCommit,
@@ -86,6 +95,8 @@ interface Args {
   only: string[];
   budget: number;
   render: boolean;
+  /** Case 5's child: the size of each item. */
+  itemBytes: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -100,6 +111,7 @@ function parseArgs(argv: readonly string[]): Args {
     only: [],
     budget: DEFAULT_BUDGET,
     render: false,
+    itemBytes: undefined,
   };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
@@ -125,6 +137,7 @@ function parseArgs(argv: readonly string[]): Args {
       if (!(args.budget >= 0)) throw new Error(`--budget takes seconds, 0 or more; got ${argv[i]}`);
     } else if (arg === "--n") args.n = integer(value(i++, arg), arg);
     else if (arg === "--queue-size") args.queueSize = integer(value(i++, arg), arg);
+    else if (arg === "--item-bytes") args.itemBytes = integer(value(i++, arg), arg);
     else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map(knownContender));
     else throw new Error(`unknown argument ${JSON.stringify(arg)}; see the options at the top of bench/main.ts`);
   }
@@ -171,6 +184,8 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
   }
   let rows: Row[];
   let baseline: Row | undefined;
+  /** Case 5 at the other item sizes. */
+  const bySize: SizeReport[] = [];
   if (benchCase.kind === "throughput") {
     const results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
     const sluiceRate = results.find((r) => r.contender === "sluice")!.itemsPerSecond;
@@ -193,23 +208,35 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       samples: r.samples,
     }));
   } else if (benchCase.kind === "memory") {
-    const results = await measureMemory(benchCase, contenders, size, args.queueSize, SCRIPT, log);
-    for (const r of results) {
-      if (r.error) notes.push(`${r.contender} gave no result: ${r.error}.`);
-      else if (r.source !== SOURCE) {
-        notes.push(`${r.contender}'s child process loaded different library code (src hash ${r.source}).`);
+    const memoryRows = async (list: readonly Contender[], n: number, itemBytes?: number) => {
+      const results = await measureMemory(benchCase, list, { ...size, n }, args.queueSize, SCRIPT, log, itemBytes);
+      const at = itemBytes === undefined ? "" : ` at ${itemBytes / 1024} KB`;
+      for (const r of results) {
+        if (r.error) notes.push(`${r.contender}${at} gave no result: ${r.error}.`);
+        else if (r.source !== SOURCE) {
+          notes.push(`${r.contender}'s child process${at} loaded different library code (src hash ${r.source}).`);
+        }
+      }
+      return results.map((r): Row => ({
+        contender: r.contender,
+        how: contender(r.contender).how,
+        ...(r.error ? { error: r.error } : {}),
+        peakRssAboveBaselineMiB: mib(r.peakRss - r.baselineRss),
+        baselineRssMiB: mib(r.baselineRss),
+        osMaxRssMiB: r.maxRss === undefined ? undefined : mib(r.maxRss),
+        itemsPerSecond: r.itemsPerSecond,
+        seconds: r.seconds,
+      }));
+    };
+    rows = await memoryRows(contenders, size.n);
+    if (benchCase.id === 5) {
+      const list = contenders.filter((c) => ITEM_SIZE_CONTENDERS.includes(c.name));
+      for (const item of ITEM_SIZES) {
+        const n = args.quick ? item.quick : item.full;
+        log(`  -- ${item.bytes / 1024} KB items, N = ${n.toLocaleString("en-US")}`);
+        bySize.push({ itemBytes: item.bytes, n, rows: await memoryRows(list, n, item.bytes) });
       }
     }
-    rows = results.map((r) => ({
-      contender: r.contender,
-      how: contender(r.contender).how,
-      ...(r.error ? { error: r.error } : {}),
-      peakRssAboveBaselineMiB: mib(r.peakRss - r.baselineRss),
-      baselineRssMiB: mib(r.baselineRss),
-      osMaxRssMiB: r.maxRss === undefined ? undefined : mib(r.maxRss),
-      itemsPerSecond: r.itemsPerSecond,
-      seconds: r.seconds,
-    }));
   } else {
     const { baseline: base, results } = await measureLatency(benchCase, contenders, await load("for_await"), size, log);
     baseline = {
@@ -250,6 +277,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
     loadAverage: { before: round2(loadBefore), after: round2(loadAfter) },
     rows,
     ...(baseline ? { baseline } : {}),
+    ...(bySize.length > 0 ? { bySize } : {}),
     ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
     notes,
     sluiceForm,
@@ -288,7 +316,7 @@ async function main(): Promise<void> {
   if (args.childMemory !== undefined) {
     const benchCase = table.find((c) => c.id === args.cases[0] && c.kind === "memory");
     if (!benchCase || args.n === undefined) throw new Error("--child-memory needs --case <memory case> and --n");
-    await memoryChild(benchCase, await load(args.childMemory, args.queueSize), args.n);
+    await memoryChild(benchCase, await load(args.childMemory, args.queueSize), args.n, args.itemBytes);
     return;
   }
   if (args.render) {

@@ -1,5 +1,5 @@
 /**
- * The six cases of the suite (issue #4): what each one runs, how big it is,
+ * The cases of the suite (issues #4 and #17): what each one runs, how big it is,
  * who competes, and how a run is checked. A case makes a fresh
  * {@linkcode CaseRun} for every run of every contender: the sink's tally
  * lives there, and `verify` throws when the answer is wrong — a fast wrong
@@ -8,6 +8,7 @@
  * @module
  */
 
+import { failsOnce, type ItemServer, LATENCY_MS, startItemServer } from "./lib/http_server.ts";
 import { type Job, type Outcome, PermanentError, sleep, type StageFn } from "./lib/job.ts";
 
 export type CaseKind = "throughput" | "memory" | "latency";
@@ -42,6 +43,8 @@ export interface BenchCase {
   readonly quick: Size;
   /** Contender names, sluice first. */
   readonly contenders: readonly string[];
+  /** Starts what the case's runs need (case 7: its HTTP server) before its first run; stopped after its last. */
+  readonly start?: () => Promise<{ stop(): Promise<void> }>;
   /** Left out, with why. */
   readonly excluded?: Readonly<Record<string, string>>;
   readonly notes: readonly string[];
@@ -290,6 +293,38 @@ function latency(n: number, stages: number): CaseRun {
   };
 }
 
+/** Case 7's server while the case runs (started by the case's `start`). */
+let itemServer: ItemServer | undefined;
+
+/** One fetch of item `x`; a 503 throws (and is retried), any other status but 200 fails for good. */
+const fetchItem: StageFn = async (x, attempt) => {
+  const response = await fetch(`${itemServer!.url}/item/${x as number}?attempt=${attempt}`);
+  const body = await response.text();
+  if (response.status === 503) throw new Error(`503 for item ${x}`);
+  if (response.status !== 200) throw new PermanentError(`status ${response.status} for item ${x}: ${body}`);
+  return Number(body);
+};
+
+/** Case 7: `n` ids, each fetched once from the local server (1% get a 503 first and are retried), concurrency 64. */
+function http(n: number): CaseRun {
+  if (!itemServer) throw new Error("case 7 needs its server: start() it first");
+  const tally = new Tally();
+  const job: Job = {
+    source: () => range(n),
+    fns: [fetchItem],
+    concurrency: 64,
+    ordered: true,
+    maxRetries: 3,
+    streaming: false,
+    sink: { kind: "sync", write: tally.write },
+  };
+  let retries = 0;
+  for (let i = 0; i < n; i++) if (failsOnce(i)) retries++;
+  // Completion order is not output order for the pool and p-map: only count (as in case 3).
+  const expected = { count: n, sum: (n * (n - 1)) / 2 + n, deadLettered: 0, retries, ordered: false, ingested: n };
+  return { job, verify: (outcome) => checkTally(tally, outcome, expected) };
+}
+
 export function cases(rss: () => number): readonly BenchCase[] {
   return [
     {
@@ -390,6 +425,39 @@ export function cases(rss: () => number): readonly BenchCase[] {
         "others' (last stage → consumer).",
       ],
       make: (n, stages = 4) => latency(n, stages),
+    },
+    {
+      id: 7,
+      title: `Real I/O: fetch from a local HTTP server (${LATENCY_MS} ms latency, 1% 503s retried), concurrency 64`,
+      kind: "throughput",
+      stages: 1,
+      full: { n: 100_000, rounds: 3, warmup: 5_000 },
+      quick: { n: 200, rounds: 1, warmup: 64 },
+      contenders: ["sluice", "worker_pool", "p_map_retry"],
+      excluded: {
+        naive_streams: "no concurrency: one request at a time",
+        for_await: "no concurrency: one request at a time",
+      },
+      notes: [
+        "The server is a child process of the same runtime (Node's http, Deno.serve, Bun.serve) on 127.0.0.1; it " +
+        `answers GET /item/<id>?attempt=<n> after a ${LATENCY_MS} ms timer. The first attempt of 1% of the ids (a fixed ` +
+        "hash of the id, the same for every contender) gets a 503, which the client retries at once; each run checks " +
+        "the count and sum of the bodies and the number of retries.",
+        "The client is the runtime's own fetch. sluice: one stage, maxRetries 3, backoff.initialDelayMs 0; " +
+        "worker_pool: 64 async workers with a hand-written retry loop; p_map_retry: pMap over pRetry (retries 3, " +
+        "minTimeout 0). The ceiling is 64 / (2 ms + a request's round trip).",
+        "sluice keeps its default ordered: true; worker_pool and p_map_retry complete out of order.",
+      ],
+      start: async () => {
+        itemServer = await startItemServer();
+        return {
+          stop: async () => {
+            await itemServer?.stop();
+            itemServer = undefined;
+          },
+        };
+      },
+      make: (n) => http(n),
     },
   ];
 }

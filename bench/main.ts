@@ -72,6 +72,7 @@ const CONTENDER_MODULES: Readonly<Record<string, () => Promise<Contender>>> = {
   sluice: async () => (await import("./contenders/sluice.ts")).sluice,
   naive_streams: async () => (await import("./contenders/naive_streams.ts")).naiveStreams,
   p_map: async () => (await import("./contenders/p_map.ts")).pMapContender,
+  p_map_retry: async () => (await import("./contenders/p_map_retry.ts")).pMapRetry,
   effect: async () => (await import("./contenders/effect.ts")).effect,
   node_readable: async () => (await import("./contenders/node_readable.ts")).nodeReadable,
   for_await: async () => (await import("./contenders/for_await.ts")).forAwait,
@@ -187,7 +188,13 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
   /** Case 5 at the other item sizes. */
   const bySize: SizeReport[] = [];
   if (benchCase.kind === "throughput") {
-    const results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
+    const running = await benchCase.start?.(); // case 7's server
+    let results;
+    try {
+      results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
+    } finally {
+      await running?.stop();
+    }
     const sluiceRate = results.find((r) => r.contender === "sluice")!.itemsPerSecond;
     for (const r of results) {
       if (r.n < size.n) {

@@ -157,7 +157,7 @@ export function targets(report: Report): Target[] {
 
 export function libraryVersions(): Record<string, string> {
   const versions: Record<string, string> = {};
-  for (const name of ["effect", "p-map"]) {
+  for (const name of ["effect", "p-map", "p-retry"]) {
     try {
       const url = new URL(`../../node_modules/${name}/package.json`, import.meta.url);
       versions[name] = (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;

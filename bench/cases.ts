@@ -10,8 +10,9 @@
 
 import { failsOnce, type ItemServer, LATENCY_MS, startItemServer } from "./lib/http_server.ts";
 import { type Job, type Outcome, PermanentError, sleep, type StageFn } from "./lib/job.ts";
+import { chain, CONCURRENCIES, STAGE_COUNTS, SWEEP_CONCURRENCY, SWEEP_STAGES } from "./lib/scaling.ts";
 
-export type CaseKind = "throughput" | "memory" | "latency";
+export type CaseKind = "throughput" | "memory" | "latency" | "scaling";
 
 /** Sizes for a full run and for `--quick`. */
 export interface Size {
@@ -458,6 +459,27 @@ export function cases(rss: () => number): readonly BenchCase[] {
         };
       },
       make: (n) => http(n),
+    },
+    {
+      id: 8,
+      title: `Scaling: sluice at ${STAGE_COUNTS.join(", ")} stages and at concurrency ${CONCURRENCIES.join(", ")}`,
+      kind: "scaling",
+      stages: SWEEP_STAGES,
+      full: { n: 4_000_000, rounds: 3, warmup: 0 },
+      quick: { n: 4_000, rounds: 1, warmup: 0 },
+      contenders: ["sluice"],
+      notes: [
+        `The stage of case 1 (async x => x + 1, ordered). Stage sweep: concurrency ${SWEEP_CONCURRENCY}, N = ` +
+        "4,000,000 / stages items (the same work per point). Concurrency sweep: " +
+        `${SWEEP_STAGES} stages, 1,000,000 items. Each point is measured like a contender: a warm-up of a tenth of ` +
+        "its items, then interleaved rounds in one process; items/s is the median.",
+        "Cost per item per stage = 1 / (items/s × stages), relative to the 1-stage point (1.00x: the same cost per " +
+        "stage; below: the per-item costs outside the stages, reading the source and counting the item out, spread " +
+        "over more stages). Marginal cost = the time one more stage adds per item, between this point and the one " +
+        "before it.",
+        "The plot is results/scaling.svg (every runtime whose results are in results/).",
+      ],
+      make: (n, stages = SWEEP_STAGES) => chain(n, stages, SWEEP_CONCURRENCY),
     },
   ];
 }

@@ -58,6 +58,7 @@ import {
   runtimeVersion,
   sourceHash,
 } from "./lib/runtime.ts";
+import { measureScaling, type ScalingResult } from "./lib/scaling.ts";
 import { sluiceForm } from "./lib/sluice_module.ts";
 
 /** The library code this process loaded (the working tree may change while the suite runs). */
@@ -244,6 +245,8 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
         bySize.push({ itemBytes: item.bytes, n, rows: await memoryRows(list, n, item.bytes) });
       }
     }
+  } else if (benchCase.kind === "scaling") {
+    rows = scalingRows(await measureScaling(benchCase, contenders.find((c) => c.name === "sluice")!, size, log));
   } else {
     const { baseline: base, results } = await measureLatency(benchCase, contenders, await load("for_await"), size, log);
     baseline = {
@@ -293,6 +296,33 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       ? "a full collection in each child, before its baseline"
       : await collectionBeforeRun(),
   };
+}
+
+/** Case 8's rows: each point's items/s, its cost per item per stage, and those relative to its sweep's first point. */
+function scalingRows(results: readonly ScalingResult[]): Row[] {
+  const how = contender("sluice").how;
+  const ns = (r: ScalingResult) => 1e9 / (r.itemsPerSecond * r.stages);
+  return results.map((r, i) => {
+    const first = results.find((x) => x.sweep === r.sweep)!;
+    const previous = i > 0 && results[i - 1].sweep === r.sweep ? results[i - 1] : undefined;
+    const perItem = (x: ScalingResult) => 1e9 / x.itemsPerSecond;
+    return {
+      contender: "sluice",
+      how,
+      sweep: r.sweep,
+      stages: r.stages,
+      concurrency: r.concurrency,
+      n: r.n,
+      itemsPerSecond: r.itemsPerSecond,
+      samples: r.samples,
+      nsPerItemPerStage: ns(r),
+      relativeCostPerItemPerStage: ns(r) / ns(first),
+      ...(r.sweep === "stages" && previous
+        ? { marginalNsPerStage: (perItem(r) - perItem(previous)) / (r.stages - previous.stages) }
+        : {}),
+      ...(r.sweep === "concurrency" ? { relativeThroughput: r.itemsPerSecond / first.itemsPerSecond } : {}),
+    };
+  });
 }
 
 function round2(x: number): number {

@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import type { CaseKind } from "../cases.ts";
 import type { Machine } from "./runtime.ts";
 import { format } from "./harness.ts";
+import { type Curve, scalingSvg } from "./svg.ts";
 
 export interface Row {
   readonly contender: string;
@@ -31,6 +32,17 @@ export interface Row {
   readonly baselineRssMiB?: number;
   readonly osMaxRssMiB?: number;
   readonly seconds?: number;
+  /** Scaling case: the point. */
+  readonly sweep?: "stages" | "concurrency";
+  readonly stages?: number;
+  readonly concurrency?: number;
+  /** Scaling case: 1 / (items/s × stages), in ns, and relative to the sweep's first point. */
+  readonly nsPerItemPerStage?: number;
+  readonly relativeCostPerItemPerStage?: number;
+  /** Scaling case, stage sweep: ns per item that each stage added since the previous point. */
+  readonly marginalNsPerStage?: number;
+  /** Scaling case, concurrency sweep: items/s relative to concurrency 1. */
+  readonly relativeThroughput?: number;
   /** Latency case, ms. */
   readonly p50Ms?: number;
   readonly p99Ms?: number;
@@ -190,7 +202,35 @@ export function write(dir: string, report: Report): { json: string; md: string }
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({ ...report, targets: targets(report) }, null, 2) + "\n");
   writeFileSync(md, markdown(report));
+  const curves = scalingCurves(dir, report);
+  if (curves.length > 0) writeFileSync(join(dir, "scaling.svg"), scalingSvg(curves));
   return { json, md };
+}
+
+/** Case 8 of this report and of the other runtimes' reports in `dir`, for the plot. */
+function scalingCurves(dir: string, report: Report): Curve[] {
+  const curves: Curve[] = [];
+  for (const runtime of ["node", "deno", "bun"]) {
+    let r: Report | undefined = runtime === report.runtime ? report : undefined;
+    const path = join(dir, `${runtime}.json`);
+    if (!r && existsSync(path)) {
+      try {
+        r = JSON.parse(readFileSync(path, "utf8")) as Report;
+      } catch {
+        r = undefined;
+      }
+    }
+    const c = r?.cases.find((x) => x.id === 8 && x.kind === "scaling");
+    if (!r || !c) continue;
+    curves.push({
+      runtime: r.runtimeVersion,
+      date: c.date,
+      load: Math.max(c.loadAverage.before, c.loadAverage.after),
+      stages: c.rows.filter((x) => x.sweep === "stages").map((x) => [x.stages!, x.relativeCostPerItemPerStage!]),
+      concurrency: c.rows.filter((x) => x.sweep === "concurrency").map((x) => [x.concurrency!, x.relativeThroughput!]),
+    });
+  }
+  return curves;
 }
 
 const num = (value: number | undefined, digits = 3) => (value === undefined ? "–" : value.toFixed(digits));
@@ -204,6 +244,36 @@ function byCase(cases: readonly CaseReport[], field: (c: CaseReport) => string |
     values.set(value, [...values.get(value) ?? [], c.id]);
   }
   return [...values].map(([value, ids]) => values.size > 1 ? `${value} (case ${ids.join(", ")})` : value).join("; ");
+}
+
+/** Case 8: both sweeps. */
+function scalingTable(c: CaseReport): string[] {
+  const stages = c.rows.filter((r) => r.sweep === "stages");
+  const concurrency = c.rows.filter((r) => r.sweep === "concurrency");
+  const relative = (v: number | undefined) => (v === undefined ? "–" : `${v.toFixed(2)}x`);
+  return [
+    `Stages (concurrency ${stages[0]?.concurrency ?? "–"}):`,
+    "",
+    "| stages | items per run | items/s (median) | ns per item per stage | relative to 1 stage | marginal ns per added stage | rounds (items/s) |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...stages.map((r) =>
+      `| ${r.stages} | ${(r.n ?? 0).toLocaleString("en-US")} | ${format(r.itemsPerSecond!)} | ${
+        num(r.nsPerItemPerStage, 0)
+      } | ${relative(r.relativeCostPerItemPerStage)} | ${num(r.marginalNsPerStage, 0)} | ${
+        (r.samples ?? []).map(format).join(", ")
+      } |`
+    ),
+    "",
+    `Concurrency (${concurrency[0]?.stages ?? "–"} stages):`,
+    "",
+    "| concurrency | items per run | items/s (median) | relative to concurrency 1 | ns per item per stage | rounds (items/s) |",
+    "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ...concurrency.map((r) =>
+      `| ${r.concurrency} | ${(r.n ?? 0).toLocaleString("en-US")} | ${format(r.itemsPerSecond!)} | ${
+        relative(r.relativeThroughput)
+      } | ${num(r.nsPerItemPerStage, 0)} | ${(r.samples ?? []).map(format).join(", ")} |`
+    ),
+  ];
 }
 
 /** Case 5 at every item size: each contender's growth, and sluice's minus buffered_loop's. */
@@ -291,6 +361,8 @@ export function markdown(report: Report): string {
         );
       }
       if (c.bySize) lines.push("", ...sizeTable(c));
+    } else if (c.kind === "scaling") {
+      lines.push(...scalingTable(c));
     } else {
       lines.push("| contender | p50 | p99 | max | added p50 / stage | added p99 / stage |");
       lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");

@@ -71,6 +71,7 @@ const SOURCE = sourceHash();
  */
 const CONTENDER_MODULES: Readonly<Record<string, () => Promise<Contender>>> = {
   sluice: async () => (await import("./contenders/sluice.ts")).sluice,
+  sluice_ordered: async () => (await import("./contenders/sluice.ts")).sluiceOrdered,
   naive_streams: async () => (await import("./contenders/naive_streams.ts")).naiveStreams,
   p_map: async () => (await import("./contenders/p_map.ts")).pMapContender,
   p_map_retry: async () => (await import("./contenders/p_map_retry.ts")).pMapRetry,

@@ -79,6 +79,17 @@ export const sluice: Contender = {
   },
 };
 
+/**
+ * sluice with `ordered: true` whatever the job says: case 7 runs sluice as
+ * the pool and p-map run (results leave as they complete) and this beside
+ * it, to show what keeping input order costs when latencies vary.
+ */
+export const sluiceOrdered: Contender = {
+  name: "sluice_ordered",
+  how: "the same, with ordered: true (sluice's default)",
+  run: (job) => sluice.run({ ...job, ordered: true }),
+};
+
 function stageFor(
   job: Job,
   index: number,

@@ -46,6 +46,11 @@ export interface BenchCase {
   readonly contenders: readonly string[];
   /** Starts what the case's runs need (case 7: its HTTP server) before its first run; stopped after its last. */
   readonly start?: () => Promise<{ stop(): Promise<void> }>;
+  /**
+   * Every contender runs as many items as the slowest may in the time budget: where a run's length changes its rate
+   * (case 7: connections, the server's own warm-up), a ratio needs the same N.
+   */
+  readonly sameN?: boolean;
   /** Left out, with why. */
   readonly excluded?: Readonly<Record<string, string>>;
   readonly notes: readonly string[];
@@ -435,6 +440,7 @@ export function cases(rss: () => number): readonly BenchCase[] {
       full: { n: 100_000, rounds: 3, warmup: 5_000 },
       quick: { n: 200, rounds: 1, warmup: 64 },
       contenders: ["sluice", "worker_pool", "p_map_retry", "sluice_ordered"],
+      sameN: true,
       excluded: {
         naive_streams: "no concurrency: one request at a time",
         for_await: "no concurrency: one request at a time",

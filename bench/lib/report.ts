@@ -326,6 +326,10 @@ export function markdown(report: Report): string {
     lines.push("");
     const sizes = c.kind === "memory"
       ? `N = ${c.n.toLocaleString("en-US")}, one fresh child process per contender`
+      : c.kind === "scaling"
+      ? `${c.n.toLocaleString("en-US")} item-stages per point of the stage sweep, ${c.rounds} interleaved round${
+        c.rounds === 1 ? "" : "s"
+      } after a warm-up of a tenth of each point`
       : `N = ${c.n.toLocaleString("en-US")} per run, ${c.rounds} interleaved round${c.rounds === 1 ? "" : "s"} ` +
         `after a warm-up of ${c.warmup.toLocaleString("en-US")}`;
     lines.push(

@@ -413,6 +413,8 @@ export function cases(rss: () => number): readonly BenchCase[] {
         "buffered_loop is a reference, not a library: for_await holding as many items as sluice may hold here " +
         "(4 × (1000 + 8) + 1001 = 5,033), in a plain array. Held that long, the strings outlive young-generation " +
         "collections; what it shows is the cost of holding them at all, with no bookkeeping.",
+        "sluice and buffered_loop, whose growths the target compares, run in three children each (alternating: one " +
+        "child's peak moves by several MiB with when the collector runs); their rows are the median child's.",
       ],
       make: (n, _stages, itemBytes) => memory(n, rss, itemBytes),
     },

@@ -31,6 +31,8 @@ export interface Row {
   readonly peakRssAboveBaselineMiB?: number;
   readonly baselineRssMiB?: number;
   readonly osMaxRssMiB?: number;
+  /** Memory case, when the contender ran in several children: each child's growth (the row is the median one). */
+  readonly peakRssSamplesMiB?: readonly number[];
   readonly seconds?: number;
   /** Scaling case: the point. */
   readonly sweep?: "stages" | "concurrency";
@@ -365,8 +367,11 @@ export function markdown(report: Report): string {
           lines.push(`| ${r.contender} | no result: ${r.error} | – | – | – |`);
           continue;
         }
+        const children = r.peakRssSamplesMiB
+          ? ` (median of ${r.peakRssSamplesMiB.length}: ${r.peakRssSamplesMiB.map((v) => v.toFixed(1)).join(", ")})`
+          : "";
         lines.push(
-          `| ${r.contender} | ${num(r.peakRssAboveBaselineMiB, 1)} MiB | ${num(r.baselineRssMiB, 1)} MiB | ${
+          `| ${r.contender} | ${num(r.peakRssAboveBaselineMiB, 1)} MiB${children} | ${num(r.baselineRssMiB, 1)} MiB | ${
             format(r.itemsPerSecond!)
           } | ${num(r.seconds, 1)} |`,
         );

@@ -35,11 +35,20 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type BenchCase, cases } from "./cases.ts";
+import { type BenchCase, cases, ITEM_SIZE_CONTENDERS, ITEM_SIZES } from "./cases.ts";
 import { measureLatency, measureThroughput } from "./lib/harness.ts";
 import { type Contender, withQueueSize } from "./lib/job.ts";
 import { measureMemory, memoryChild, mib } from "./lib/memory.ts";
-import { type CaseReport, libraryVersions, markdown, merge, type Report, type Row, write } from "./lib/report.ts";
+import {
+  type CaseReport,
+  libraryVersions,
+  markdown,
+  merge,
+  type Report,
+  type Row,
+  type SizeReport,
+  write,
+} from "./lib/report.ts";
 import {
   collectionBeforeRun,
   gitCommit,
@@ -49,6 +58,7 @@ import {
   runtimeVersion,
   sourceHash,
 } from "./lib/runtime.ts";
+import { measureScaling, type ScalingResult } from "./lib/scaling.ts";
 import { sluiceForm } from "./lib/sluice_module.ts";
 
 /** The library code this process loaded (the working tree may change while the suite runs). */
@@ -61,8 +71,10 @@ const SOURCE = sourceHash();
  */
 const CONTENDER_MODULES: Readonly<Record<string, () => Promise<Contender>>> = {
   sluice: async () => (await import("./contenders/sluice.ts")).sluice,
+  sluice_ordered: async () => (await import("./contenders/sluice.ts")).sluiceOrdered,
   naive_streams: async () => (await import("./contenders/naive_streams.ts")).naiveStreams,
   p_map: async () => (await import("./contenders/p_map.ts")).pMapContender,
+  p_map_retry: async () => (await import("./contenders/p_map_retry.ts")).pMapRetry,
   effect: async () => (await import("./contenders/effect.ts")).effect,
   node_readable: async () => (await import("./contenders/node_readable.ts")).nodeReadable,
   for_await: async () => (await import("./contenders/for_await.ts")).forAwait,
@@ -86,6 +98,8 @@ interface Args {
   only: string[];
   budget: number;
   render: boolean;
+  /** Case 5's child: the size of each item. */
+  itemBytes: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -100,6 +114,7 @@ function parseArgs(argv: readonly string[]): Args {
     only: [],
     budget: DEFAULT_BUDGET,
     render: false,
+    itemBytes: undefined,
   };
   const value = (i: number, flag: string) => {
     const v = argv[i + 1];
@@ -125,6 +140,7 @@ function parseArgs(argv: readonly string[]): Args {
       if (!(args.budget >= 0)) throw new Error(`--budget takes seconds, 0 or more; got ${argv[i]}`);
     } else if (arg === "--n") args.n = integer(value(i++, arg), arg);
     else if (arg === "--queue-size") args.queueSize = integer(value(i++, arg), arg);
+    else if (arg === "--item-bytes") args.itemBytes = integer(value(i++, arg), arg);
     else if (arg === "--contenders") args.only.push(...value(i++, arg).split(",").map(knownContender));
     else throw new Error(`unknown argument ${JSON.stringify(arg)}; see the options at the top of bench/main.ts`);
   }
@@ -171,8 +187,16 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
   }
   let rows: Row[];
   let baseline: Row | undefined;
+  /** Case 5 at the other item sizes. */
+  const bySize: SizeReport[] = [];
   if (benchCase.kind === "throughput") {
-    const results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
+    const running = await benchCase.start?.(); // case 7's server
+    let results;
+    try {
+      results = await measureThroughput(benchCase, contenders, size, args.quick ? 0 : args.budget, log);
+    } finally {
+      await running?.stop();
+    }
     const sluiceRate = results.find((r) => r.contender === "sluice")!.itemsPerSecond;
     for (const r of results) {
       if (r.n < size.n) {
@@ -193,23 +217,40 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       samples: r.samples,
     }));
   } else if (benchCase.kind === "memory") {
-    const results = await measureMemory(benchCase, contenders, size, args.queueSize, SCRIPT, log);
-    for (const r of results) {
-      if (r.error) notes.push(`${r.contender} gave no result: ${r.error}.`);
-      else if (r.source !== SOURCE) {
-        notes.push(`${r.contender}'s child process loaded different library code (src hash ${r.source}).`);
+    const memoryRows = async (list: readonly Contender[], n: number, itemBytes?: number) => {
+      const results = await measureMemory(benchCase, list, { ...size, n }, args.queueSize, SCRIPT, log, itemBytes);
+      const at = itemBytes === undefined ? "" : ` at ${itemBytes / 1024} KB`;
+      for (const r of results) {
+        if (r.error) notes.push(`${r.contender}${at} gave no result: ${r.error}.`);
+        else if (r.source !== SOURCE) {
+          notes.push(`${r.contender}'s child process${at} loaded different library code (src hash ${r.source}).`);
+        }
+      }
+      return results.map((r): Row => ({
+        contender: r.contender,
+        how: contender(r.contender).how,
+        ...(r.error ? { error: r.error } : {}),
+        peakRssAboveBaselineMiB: mib(r.peakRss - r.baselineRss),
+        baselineRssMiB: mib(r.baselineRss),
+        osMaxRssMiB: r.maxRss === undefined ? undefined : mib(r.maxRss),
+        itemsPerSecond: r.itemsPerSecond,
+        seconds: r.seconds,
+      }));
+    };
+    rows = await memoryRows(contenders, size.n);
+    if (benchCase.id === 5 && !args.quick) {
+      rows = await withRepeats(rows, contenders, (pair) => memoryRows(pair, size.n));
+    }
+    if (benchCase.id === 5) {
+      const list = contenders.filter((c) => ITEM_SIZE_CONTENDERS.includes(c.name));
+      for (const item of ITEM_SIZES) {
+        const n = args.quick ? item.quick : item.full;
+        log(`  -- ${item.bytes / 1024} KB items, N = ${n.toLocaleString("en-US")}`);
+        bySize.push({ itemBytes: item.bytes, n, rows: await memoryRows(list, n, item.bytes) });
       }
     }
-    rows = results.map((r) => ({
-      contender: r.contender,
-      how: contender(r.contender).how,
-      ...(r.error ? { error: r.error } : {}),
-      peakRssAboveBaselineMiB: mib(r.peakRss - r.baselineRss),
-      baselineRssMiB: mib(r.baselineRss),
-      osMaxRssMiB: r.maxRss === undefined ? undefined : mib(r.maxRss),
-      itemsPerSecond: r.itemsPerSecond,
-      seconds: r.seconds,
-    }));
+  } else if (benchCase.kind === "scaling") {
+    rows = scalingRows(await measureScaling(benchCase, contenders.find((c) => c.name === "sluice")!, size, log));
   } else {
     const { baseline: base, results } = await measureLatency(benchCase, contenders, await load("for_await"), size, log);
     baseline = {
@@ -250,6 +291,7 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
     loadAverage: { before: round2(loadBefore), after: round2(loadAfter) },
     rows,
     ...(baseline ? { baseline } : {}),
+    ...(bySize.length > 0 ? { bySize } : {}),
     ...(benchCase.excluded ? { excluded: benchCase.excluded } : {}),
     notes,
     sluiceForm,
@@ -258,6 +300,63 @@ async function runCase(benchCase: BenchCase, args: Args, commit: string): Promis
       ? "a full collection in each child, before its baseline"
       : await collectionBeforeRun(),
   };
+}
+
+/** How many children case 5 runs for each of the two contenders its target compares (the median is reported). */
+const TARGET_PAIR_CHILDREN = 3;
+
+/**
+ * Case 5's target compares sluice with buffered_loop, and one child's peak
+ * moves by several MiB from run to run (when the collector happens to run):
+ * the two run `TARGET_PAIR_CHILDREN` children each, alternating, and each
+ * row is the child with the median growth, with every child's growth beside it.
+ */
+async function withRepeats(
+  rows: Row[],
+  contenders: readonly Contender[],
+  run: (pair: readonly Contender[]) => Promise<Row[]>,
+): Promise<Row[]> {
+  const pair = contenders.filter((c) => c.name === "sluice" || c.name === "buffered_loop");
+  if (pair.length !== 2) return rows;
+  const more: Row[][] = [];
+  for (let i = 1; i < TARGET_PAIR_CHILDREN; i++) {
+    log(`  -- sluice and buffered_loop again (${i + 1} of ${TARGET_PAIR_CHILDREN})`);
+    more.push(await run(i % 2 === 1 ? [...pair].reverse() : pair));
+  }
+  return rows.map((row) => {
+    if (!pair.some((c) => c.name === row.contender)) return row;
+    const all = [row, ...more.map((m) => m.find((r) => r.contender === row.contender)!)].filter((r) => !r.error);
+    if (all.length === 0) return row;
+    const sorted = [...all].sort((a, b) => a.peakRssAboveBaselineMiB! - b.peakRssAboveBaselineMiB!);
+    return { ...sorted[(sorted.length - 1) >> 1], peakRssSamplesMiB: all.map((r) => r.peakRssAboveBaselineMiB!) };
+  });
+}
+
+/** Case 8's rows: each point's items/s, its cost per item per stage, and those relative to its sweep's first point. */
+function scalingRows(results: readonly ScalingResult[]): Row[] {
+  const how = contender("sluice").how;
+  const ns = (r: ScalingResult) => 1e9 / (r.itemsPerSecond * r.stages);
+  return results.map((r, i) => {
+    const first = results.find((x) => x.sweep === r.sweep)!;
+    const previous = i > 0 && results[i - 1].sweep === r.sweep ? results[i - 1] : undefined;
+    const perItem = (x: ScalingResult) => 1e9 / x.itemsPerSecond;
+    return {
+      contender: "sluice",
+      how,
+      sweep: r.sweep,
+      stages: r.stages,
+      concurrency: r.concurrency,
+      n: r.n,
+      itemsPerSecond: r.itemsPerSecond,
+      samples: r.samples,
+      nsPerItemPerStage: ns(r),
+      relativeCostPerItemPerStage: ns(r) / ns(first),
+      ...(r.sweep === "stages" && previous
+        ? { marginalNsPerStage: (perItem(r) - perItem(previous)) / (r.stages - previous.stages) }
+        : {}),
+      ...(r.sweep === "concurrency" ? { relativeThroughput: r.itemsPerSecond / first.itemsPerSecond } : {}),
+    };
+  });
 }
 
 function round2(x: number): number {
@@ -288,7 +387,7 @@ async function main(): Promise<void> {
   if (args.childMemory !== undefined) {
     const benchCase = table.find((c) => c.id === args.cases[0] && c.kind === "memory");
     if (!benchCase || args.n === undefined) throw new Error("--child-memory needs --case <memory case> and --n");
-    await memoryChild(benchCase, await load(args.childMemory, args.queueSize), args.n);
+    await memoryChild(benchCase, await load(args.childMemory, args.queueSize), args.n, args.itemBytes);
     return;
   }
   if (args.render) {

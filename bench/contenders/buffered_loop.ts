@@ -10,12 +10,20 @@
  * @module
  */
 
-import { DEFAULT_QUEUE_SIZE } from "../../src/pipeline.ts";
-import { type Contender, ErrorPath, iteratorOf, type Job, type Outcome, sinkOf, steps } from "../lib/job.ts";
+import {
+  type Contender,
+  ErrorPath,
+  iteratorOf,
+  type Job,
+  type Outcome,
+  sinkOf,
+  SLUICE_DEFAULT_QUEUE_SIZE,
+  steps,
+} from "../lib/job.ts";
 
 /** The items a sluice pipeline running `job` may hold: its bound under backpressure. */
 export function itemsHeldBySluice(job: Job): number {
-  const queueSize = job.queueSize ?? DEFAULT_QUEUE_SIZE;
+  const queueSize = job.queueSize ?? SLUICE_DEFAULT_QUEUE_SIZE;
   const sinkStage = job.sink.kind === "async" ? queueSize + 1 : 0;
   return job.fns.length * (queueSize + job.concurrency) + sinkStage;
 }

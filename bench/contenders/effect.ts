@@ -9,8 +9,7 @@
  */
 
 import { Effect, Stream } from "effect";
-import { PermanentError } from "../../mod.ts";
-import { type Contender, DROPPED, ErrorPath, isAsync, type Job, type Outcome } from "../lib/job.ts";
+import { type Contender, DROPPED, ErrorPath, isAsync, type Job, type Outcome, PermanentError } from "../lib/job.ts";
 
 export const effect: Contender = {
   name: "effect",

@@ -84,6 +84,17 @@ async function runJob(job: Job, Pipeline: Sluice["Pipeline"], stage: Sluice["sta
   return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
 }
 
+/**
+ * sluice with `ordered: true` whatever the job says: case 7 runs sluice as
+ * the pool and p-map run (results leave as they complete) and this beside
+ * it, to show what keeping input order costs when latencies vary.
+ */
+export const sluiceOrdered: Contender = {
+  name: "sluice_ordered",
+  how: "the same, with ordered: true (sluice's default)",
+  run: (job) => sluice.run({ ...job, ordered: true }),
+};
+
 function stageFor(
   stage: Sluice["stage"],
   job: Job,

@@ -120,6 +120,10 @@ export async function measureThroughput(
   const items = new Map(
     contenders.map((c) => [c.name, itemsFor(size.n, warmupRates.get(c.name), size, budgetSeconds)]),
   );
+  if (benchCase.sameN) {
+    const fewest = Math.min(...items.values());
+    for (const name of items.keys()) items.set(name, fewest);
+  }
   for (const [name, n] of items) {
     if (n < size.n) log(`  ${name}: ${n.toLocaleString("en-US")} items per run (N would take over ${budgetSeconds} s)`);
   }

@@ -6,7 +6,20 @@
  * @module
  */
 
-import { PermanentError } from "../../mod.ts";
+import { loadSluice } from "./sluice_module.ts";
+
+/**
+ * sluice's `PermanentError`, from the one copy of sluice this process loads
+ * (`loadSluice`: the bundle on Node and Bun, the source on Deno). Importing
+ * `mod.ts` here as well would load a second copy of the library into every
+ * process, sluice's contender's included: a heap none of its users has,
+ * which case 5 would count against it (the collectors' thresholds grow with
+ * the live heap).
+ */
+export const { PermanentError } = await loadSluice();
+
+/** sluice's default `queueSize` per stage (`DEFAULT_QUEUE_SIZE` in src/pipeline.ts; documented in the README). */
+export const SLUICE_DEFAULT_QUEUE_SIZE = 1000;
 
 /** One stage's work: the value in, and which attempt this is (1 for the first). */
 export type StageFn = (value: unknown, attempt: number) => Promise<unknown>;

@@ -37,9 +37,14 @@ export interface MemoryResult {
 }
 
 /** In the child: one run of `contender` over `n` items, reported on stdout. */
-export async function memoryChild(benchCase: BenchCase, contender: Contender, n: number): Promise<void> {
+export async function memoryChild(
+  benchCase: BenchCase,
+  contender: Contender,
+  n: number,
+  itemBytes: number | undefined,
+): Promise<void> {
   const source = sourceHash();
-  const run = benchCase.make(n);
+  const run = benchCase.make(n, undefined, itemBytes);
   const collected = await collectGarbage();
   await new Promise((resolve) => setTimeout(resolve, 20));
   await collectGarbage();
@@ -97,6 +102,7 @@ export async function measureMemory(
   queueSize: number | undefined,
   script: string,
   log: Log,
+  itemBytes?: number,
 ): Promise<MemoryResult[]> {
   const results: MemoryResult[] = [];
   for (const contender of contenders) {
@@ -110,6 +116,7 @@ export async function measureMemory(
       "--n",
       String(size.n),
       ...(queueSize === undefined ? [] : ["--queue-size", String(queueSize)]),
+      ...(itemBytes === undefined ? [] : ["--item-bytes", String(itemBytes)]),
     ];
     const { output, problem } = await runChild(command, childArgs);
     const lines = output.split("\n");

@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import type { CaseKind } from "../cases.ts";
 import type { Machine } from "./runtime.ts";
 import { format } from "./harness.ts";
+import { type Curve, scalingSvg } from "./svg.ts";
 
 export interface Row {
   readonly contender: string;
@@ -30,13 +31,33 @@ export interface Row {
   readonly peakRssAboveBaselineMiB?: number;
   readonly baselineRssMiB?: number;
   readonly osMaxRssMiB?: number;
+  /** Memory case, when the contender ran in several children: each child's growth (the row is the median one). */
+  readonly peakRssSamplesMiB?: readonly number[];
   readonly seconds?: number;
+  /** Scaling case: the point. */
+  readonly sweep?: "stages" | "concurrency";
+  readonly stages?: number;
+  readonly concurrency?: number;
+  /** Scaling case: 1 / (items/s × stages), in ns, and relative to the sweep's first point. */
+  readonly nsPerItemPerStage?: number;
+  readonly relativeCostPerItemPerStage?: number;
+  /** Scaling case, stage sweep: ns per item that each stage added since the previous point. */
+  readonly marginalNsPerStage?: number;
+  /** Scaling case, concurrency sweep: items/s relative to concurrency 1. */
+  readonly relativeThroughput?: number;
   /** Latency case, ms. */
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly maxMs?: number;
   readonly addedP50PerStageMs?: number;
   readonly addedP99PerStageMs?: number;
+}
+
+/** Case 5 at one more item size (for information). */
+export interface SizeReport {
+  readonly itemBytes: number;
+  readonly n: number;
+  readonly rows: readonly Row[];
 }
 
 export interface CaseReport {
@@ -54,6 +75,8 @@ export interface CaseReport {
   readonly loadAverage: { readonly before: number; readonly after: number };
   readonly rows: readonly Row[];
   readonly baseline?: Row;
+  /** Case 5: the same at larger items, with fewer contenders. */
+  readonly bySize?: readonly SizeReport[];
   readonly excluded?: Readonly<Record<string, string>>;
   readonly notes: readonly string[];
   /** How sluice was loaded: as this runtime's users get it (reports before it was recorded lack it). */
@@ -116,7 +139,8 @@ export function targets(report: Report): Target[] {
         met: undefined,
       });
     } else if (value !== undefined && Number.isFinite(value)) {
-      out.push({ target, measured: `${value.toFixed(unit === "x" ? 3 : 2)}${unit}${note}`, met: ok(value) });
+      const sign = unit === " MiB" && target.includes("+") && value >= 0 ? "+" : "";
+      out.push({ target, measured: `${sign}${value.toFixed(unit === "x" ? 3 : 2)}${unit}${note}`, met: ok(value) });
     }
   };
   // Issue #17 raised case 1's target from issue #4's 0.5x.
@@ -125,11 +149,23 @@ export function targets(report: Report): Target[] {
   push(4, "case 4: sluice ≥ 10x Effect", ratio(4, "effect"), (v) => v >= 10, "x", caveat(4, "effect"));
   push(3, "case 3: sluice ≥ 0.95x worker pool", ratio(3, "worker_pool"), (v) => v >= 0.95, "x");
   push(
+    7,
+    "case 7: sluice ≥ 0.95x worker pool, fetch from a local server (issue 17)",
+    ratio(7, "worker_pool"),
+    (v) => v >= 0.95,
+    "x",
+  );
+  const growth = (name: string) => row(5, name)?.peakRssAboveBaselineMiB;
+  const sluiceGrowth = growth("sluice"), floorGrowth = growth("buffered_loop");
+  push(
     5,
-    "case 5: sluice peak RSS growth ≤ 50 MB",
-    row(5, "sluice")?.peakRssAboveBaselineMiB,
-    (v) => v * 1.048576 <= 50,
+    "case 5: sluice peak RSS growth ≤ buffered_loop's + 10 MiB (issue 17)",
+    sluiceGrowth !== undefined && floorGrowth !== undefined ? sluiceGrowth - floorGrowth : undefined,
+    (v) => v <= 10,
     " MiB",
+    sluiceGrowth !== undefined
+      ? ` (sluice +${sluiceGrowth.toFixed(1)}, buffered_loop +${floorGrowth!.toFixed(1)})`
+      : "",
   );
   push(
     6,
@@ -143,7 +179,7 @@ export function targets(report: Report): Target[] {
 
 export function libraryVersions(): Record<string, string> {
   const versions: Record<string, string> = {};
-  for (const name of ["effect", "p-map"]) {
+  for (const name of ["effect", "p-map", "p-retry"]) {
     try {
       const url = new URL(`../../node_modules/${name}/package.json`, import.meta.url);
       versions[name] = (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
@@ -176,7 +212,35 @@ export function write(dir: string, report: Report): { json: string; md: string }
   mkdirSync(dirname(json), { recursive: true });
   writeFileSync(json, JSON.stringify({ ...report, targets: targets(report) }, null, 2) + "\n");
   writeFileSync(md, markdown(report));
+  const curves = scalingCurves(dir, report);
+  if (curves.length > 0) writeFileSync(join(dir, "scaling.svg"), scalingSvg(curves));
   return { json, md };
+}
+
+/** Case 8 of this report and of the other runtimes' reports in `dir`, for the plot. */
+function scalingCurves(dir: string, report: Report): Curve[] {
+  const curves: Curve[] = [];
+  for (const runtime of ["node", "deno", "bun"]) {
+    let r: Report | undefined = runtime === report.runtime ? report : undefined;
+    const path = join(dir, `${runtime}.json`);
+    if (!r && existsSync(path)) {
+      try {
+        r = JSON.parse(readFileSync(path, "utf8")) as Report;
+      } catch {
+        r = undefined;
+      }
+    }
+    const c = r?.cases.find((x) => x.id === 8 && x.kind === "scaling");
+    if (!r || !c) continue;
+    curves.push({
+      runtime: r.runtimeVersion,
+      date: c.date,
+      load: Math.max(c.loadAverage.before, c.loadAverage.after),
+      stages: c.rows.filter((x) => x.sweep === "stages").map((x) => [x.stages!, x.relativeCostPerItemPerStage!]),
+      concurrency: c.rows.filter((x) => x.sweep === "concurrency").map((x) => [x.concurrency!, x.relativeThroughput!]),
+    });
+  }
+  return curves;
 }
 
 const num = (value: number | undefined, digits = 3) => (value === undefined ? "–" : value.toFixed(digits));
@@ -190,6 +254,62 @@ function byCase(cases: readonly CaseReport[], field: (c: CaseReport) => string |
     values.set(value, [...values.get(value) ?? [], c.id]);
   }
   return [...values].map(([value, ids]) => values.size > 1 ? `${value} (case ${ids.join(", ")})` : value).join("; ");
+}
+
+/** Case 8: both sweeps. */
+function scalingTable(c: CaseReport): string[] {
+  const stages = c.rows.filter((r) => r.sweep === "stages");
+  const concurrency = c.rows.filter((r) => r.sweep === "concurrency");
+  const relative = (v: number | undefined) => (v === undefined ? "–" : `${v.toFixed(2)}x`);
+  return [
+    `Stages (concurrency ${stages[0]?.concurrency ?? "–"}):`,
+    "",
+    "| stages | items per run | items/s (median) | ns per item per stage | relative to 1 stage | marginal ns per added stage | rounds (items/s) |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...stages.map((r) =>
+      `| ${r.stages} | ${(r.n ?? 0).toLocaleString("en-US")} | ${format(r.itemsPerSecond!)} | ${
+        num(r.nsPerItemPerStage, 0)
+      } | ${relative(r.relativeCostPerItemPerStage)} | ${num(r.marginalNsPerStage, 0)} | ${
+        (r.samples ?? []).map(format).join(", ")
+      } |`
+    ),
+    "",
+    `Concurrency (${concurrency[0]?.stages ?? "–"} stages):`,
+    "",
+    "| concurrency | items per run | items/s (median) | relative to concurrency 1 | ns per item per stage | rounds (items/s) |",
+    "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ...concurrency.map((r) =>
+      `| ${r.concurrency} | ${(r.n ?? 0).toLocaleString("en-US")} | ${format(r.itemsPerSecond!)} | ${
+        relative(r.relativeThroughput)
+      } | ${num(r.nsPerItemPerStage, 0)} | ${(r.samples ?? []).map(format).join(", ")} |`
+    ),
+  ];
+}
+
+/** Case 5 at every item size: each contender's growth, and sluice's minus buffered_loop's. */
+function sizeTable(c: CaseReport): string[] {
+  const sizes = [{ itemBytes: 1024, n: c.n, rows: c.rows }, ...(c.bySize ?? [])];
+  const names = (c.bySize?.[0]?.rows ?? []).map((r) => r.contender);
+  const growth = (rows: readonly Row[], name: string) => {
+    const r = rows.find((x) => x.contender === name);
+    return r && !r.error ? r.peakRssAboveBaselineMiB : undefined;
+  };
+  const lines = [
+    "Peak RSS growth by item size (for information; N smaller at larger items, always well above the items held):",
+    "",
+    `| item size | N | ${names.join(" | ")} | sluice − buffered_loop |`,
+    `| --- | ---: | ${names.map(() => "---:").join(" | ")} | ---: |`,
+  ];
+  for (const size of sizes) {
+    const sluice = growth(size.rows, "sluice"), floor = growth(size.rows, "buffered_loop");
+    const delta = sluice !== undefined && floor !== undefined ? sluice - floor : undefined;
+    lines.push(
+      `| ${size.itemBytes / 1024} KB | ${size.n.toLocaleString("en-US")} | ${
+        names.map((name) => `${num(growth(size.rows, name), 1)} MiB`).join(" | ")
+      } | ${delta === undefined ? "–" : `${delta >= 0 ? "+" : ""}${delta.toFixed(1)} MiB`} |`,
+    );
+  }
+  return lines;
 }
 
 export function markdown(report: Report): string {
@@ -216,6 +336,10 @@ export function markdown(report: Report): string {
     lines.push("");
     const sizes = c.kind === "memory"
       ? `N = ${c.n.toLocaleString("en-US")}, one fresh child process per contender`
+      : c.kind === "scaling"
+      ? `${c.n.toLocaleString("en-US")} item-stages per point of the stage sweep, ${c.rounds} interleaved round${
+        c.rounds === 1 ? "" : "s"
+      } after a warm-up of a tenth of each point`
       : `N = ${c.n.toLocaleString("en-US")} per run, ${c.rounds} interleaved round${c.rounds === 1 ? "" : "s"} ` +
         `after a warm-up of ${c.warmup.toLocaleString("en-US")}`;
     lines.push(
@@ -244,12 +368,18 @@ export function markdown(report: Report): string {
           lines.push(`| ${r.contender} | no result: ${r.error} | – | – | – |`);
           continue;
         }
+        const children = r.peakRssSamplesMiB
+          ? ` (median of ${r.peakRssSamplesMiB.length}: ${r.peakRssSamplesMiB.map((v) => v.toFixed(1)).join(", ")})`
+          : "";
         lines.push(
-          `| ${r.contender} | ${num(r.peakRssAboveBaselineMiB, 1)} MiB | ${num(r.baselineRssMiB, 1)} MiB | ${
+          `| ${r.contender} | ${num(r.peakRssAboveBaselineMiB, 1)} MiB${children} | ${num(r.baselineRssMiB, 1)} MiB | ${
             format(r.itemsPerSecond!)
           } | ${num(r.seconds, 1)} |`,
         );
       }
+      if (c.bySize) lines.push("", ...sizeTable(c));
+    } else if (c.kind === "scaling") {
+      lines.push(...scalingTable(c));
     } else {
       lines.push("| contender | p50 | p99 | max | added p50 / stage | added p99 / stage |");
       lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");

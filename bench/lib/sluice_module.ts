@@ -16,10 +16,10 @@
  * `zod` import resolves, and it is deleted when the process that built it
  * exits.
  *
- * The cases throw `mod.ts`'s `PermanentError`, which the bundle's copy of the
- * class does not share; sluice knows a `PermanentError` by its name as well,
- * and every sluice run's dead letters and retries are checked, so a mix-up
- * would fail the run.
+ * Nothing else in the suite imports `mod.ts` or `src/` (the cases take
+ * `PermanentError` from this module too, through `job.ts`), so each process
+ * holds one copy of sluice, as its users' processes do: case 5 counts the
+ * heap, and a second copy made sluice's child look bigger than it is.
  *
  * @module
  */

@@ -130,7 +130,39 @@ test("a halt rule stops reading every source, lets what was read finish, and rej
   assertConserved(metrics);
 });
 
-test("maxDeadLetters halts the graph once more than that many items failed in its stages (broadcast copies counted apart)", async () => {
+test('a { halt: "force" } rule interrupts the attempts in flight on every branch (ShutdownError dead letters)', async () => {
+  const started = deferred();
+  const g = graph({ sources: { n: source<number>() }, onError: [[Fatal, { halt: "force" }]] }, (b, { n }) => {
+    const both = b.broadcast("both", n);
+    const slow = b.add(
+      stage("slow", (x: number, ctx) =>
+        new Promise<number>((resolve, reject) => {
+          started.resolve();
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+          if (x < 0) resolve(x);
+        })),
+      both,
+    );
+    const fatal = b.add(
+      stage("fatal", async (x: number) => {
+        await started.promise;
+        throw new Fatal(`fatal ${x}`);
+      }),
+      both,
+    );
+    return { slow, fatal };
+  });
+  const error = await g.run([1]).then(() => assert.fail("the run should halt"), (thrown: unknown) => thrown);
+  assert.ok(error instanceof HaltError);
+  assert.equal(error.mode, "force");
+  assert.deepEqual(error.deadLetters.map((letter) => [letter.stage, letter.error.name]).sort(), [
+    ["fatal", "Fatal"],
+    ["slow", "ShutdownError"],
+  ]);
+  assertConserved(error.metrics as GraphMetrics);
+});
+
+test("maxDeadLetters halts the graph once more than that many items failed in its stages", async () => {
   const g = graph({ name: "limited", sources: { n: source<number>() }, maxDeadLetters: 3 }, (b, { n }) => {
     const both = b.broadcast("both", n);
     return {

@@ -9,7 +9,7 @@
  */
 
 import { z } from "zod";
-import { pipelineOptionsSchema, validate } from "./config.ts";
+import { pipelineOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { ConfigError } from "./errors.ts";
 import type { EventListener, ItemId } from "./events.ts";
@@ -123,8 +123,9 @@ export function checkPipelineOnly(owner: string, options: unknown): void {
   if (typeof options !== "object" || options === null) return; // the schema says what is wrong
   for (const [option, instead] of Object.entries(PIPELINE_ONLY)) {
     if (option in options) {
+      const given = show((options as Record<string, unknown>)[option]);
       throw new ConfigError(
-        `${owner}: option "${option}" is a Pipeline option that a graph does not take: ${instead}`,
+        `${owner}: option "${option}" (got ${given}) is a Pipeline option that a graph does not take: ${instead}`,
         { field: option },
       );
     }

@@ -397,7 +397,7 @@ test("Pipeline options a graph cannot take are ConfigErrors that say why; bad st
     assert.throws(build({ [option]: value }), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.field, option);
-      assert.match(error.message, new RegExp(`Graph "g": option "${option}" is a Pipeline option`));
+      assert.match(error.message, new RegExp(`Graph "g": option "${option}" \\(got .+\\) is a Pipeline option`));
       assert.match(error.message, hint);
       return true;
     });

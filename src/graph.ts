@@ -418,6 +418,28 @@ export class Graph<In, Out> {
  * console.assert(outputs.saved.length === 1 && outputs.invalid[0].id === 2);
  * ```
  *
+ * @example Graph-wide error rules and limits, as for a pipeline
+ * ```ts
+ * import { graph, HaltError, source, stage } from "../mod.ts";
+ *
+ * const g = graph({
+ *   sources: { lines: source<string>() },
+ *   onError: [[SyntaxError, "skip"]], // for every node without rules of its own
+ *   maxDeadLetters: 0, // the first dead letter halts the graph
+ * }, (b, { lines }) => {
+ *   const parsed = b.add(stage("parse", (line: string) => JSON.parse(line) as number), lines);
+ *   const checked = b.add(stage("check", (n: number) => {
+ *     if (n < 0) throw new RangeError(`negative: ${n}`);
+ *     return n;
+ *   }), parsed);
+ *   return { checked };
+ * });
+ * const { outputs, metrics } = await g.collect(["4", "{", "9"]);
+ * console.assert(outputs.checked.join() === "4,9" && metrics.totalSkipped === 1);
+ * const halted = await g.run(["-1", "2"]).catch((error: unknown) => error);
+ * console.assert(halted instanceof HaltError && halted.stage === "check");
+ * ```
+ *
  * @throws {ConfigError} when an option is invalid or the graph is not a valid DAG.
  */
 export function graph<

@@ -1302,6 +1302,28 @@ function graphRows(): Mistake[] {
     option("queueSize is 0", { queueSize: 0 }, "queueSize", "got 0", positiveInteger),
     option("a misspelt option", { queuesize: 10 }, "queuesize", "(got 10)", /did you mean "queueSize"\?/),
     option("no sources", { sources: {} }, "sources", "got an object", /at least one source/),
+    option("maxDeadLetters is -1", { maxDeadLetters: -1 }, "maxDeadLetters", "got -1", /whole number, 0 or more/),
+    option(
+      "a misspelt hook",
+      { hooks: { onStageFailure: () => {} } },
+      "hooks.onStageFailure",
+      "got a function",
+      /the options of "hooks" are onStart, .*onStageError/,
+    ),
+    option(
+      "a Pipeline-only option (taskConcurrency)",
+      { taskConcurrency: { fetch: 2 } },
+      "taskConcurrency",
+      "(got an object)",
+      /give each stage its own taskConcurrency/,
+    ),
+    option(
+      "a Pipeline-only option (recentErrors)",
+      { recentErrors: 5 },
+      "recentErrors",
+      "(got 5)",
+      /graphs have no snapshot\(\)/,
+    ),
     {
       place: "graph()",
       mistake: "a join's timeoutMs is 0",

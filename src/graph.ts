@@ -16,7 +16,7 @@ import { type MermaidOptions, toMermaid } from "./mermaid.ts";
 import { toOutline } from "./outline.ts";
 import { checkMermaidOptions, checkShapeOptions } from "./pipeline_shape.ts";
 import { GraphRecorder } from "./graph_builder.ts";
-import { checkGraph, isGraphPlan } from "./graph_validate.ts";
+import { checkGraph, checkPipelineOnly, isGraphPlan } from "./graph_validate.ts";
 import { GraphRunner } from "./graph_run.ts";
 import type {
   GraphBuilder,
@@ -77,7 +77,8 @@ export type GraphInput<In> = GraphSources<In> | Source<In[keyof In]>;
 /**
  * A directed acyclic graph of stages, made by {@linkcode graph}. Every node
  * is a stage with its own bounded queue, so backpressure, retries, the dead
- * letter queue, metrics, events and shutdown work as in a `Pipeline`.
+ * letter queue, metrics, events, error strategies, hooks, the status
+ * tracker, pause and shutdown work as in a `Pipeline`.
  *
  * @typeParam In Each source's item type, by source name.
  * @typeParam Out Each output's item type, by output name.
@@ -316,6 +317,40 @@ export class Graph<In, Out> {
     return this.close();
   }
 
+  /**
+   * Pauses the current run, as `pipeline.pause()` does: no new attempt
+   * starts at any stage or route node (attempts in flight finish), queues
+   * fill and backpressure holds the sources. A stop, a halt or a forced
+   * shutdown resumes it, so that it can drain.
+   *
+   * @example
+   * ```ts
+   * import { graph, source, stage } from "../mod.ts";
+   *
+   * const g = graph({ sources: { n: source<number>() } }, (b, { n }) => ({
+   *   out: b.add(stage("s", (x: number) => x), n),
+   * }));
+   * const running = g.run([1, 2, 3]);
+   * g.pause();
+   * console.assert(g.paused && g.getMetrics().totalCompleted === 0);
+   * g.resume();
+   * console.assert((await running).totalCompleted === 3);
+   * ```
+   */
+  pause(): void {
+    this.#runner.run?.pause();
+  }
+
+  /** Lets the current run start attempts again after {@linkcode Graph.prototype.pause} or a breakpoint. */
+  resume(): void {
+    this.#runner.run?.resume();
+  }
+
+  /** True while the current run is paused. */
+  get paused(): boolean {
+    return this.#runner.run?.paused ?? false;
+  }
+
   /** Checks each source and makes a record of them. */
   #sourcesOf(sources: GraphInput<In>): Record<string, Source<unknown>> {
     const names = this.#runner.plan.sources;
@@ -383,6 +418,28 @@ export class Graph<In, Out> {
  * console.assert(outputs.saved.length === 1 && outputs.invalid[0].id === 2);
  * ```
  *
+ * @example Graph-wide error rules and limits, as for a pipeline
+ * ```ts
+ * import { graph, HaltError, source, stage } from "../mod.ts";
+ *
+ * const g = graph({
+ *   sources: { lines: source<string>() },
+ *   onError: [[SyntaxError, "skip"]], // for every node without rules of its own
+ *   maxDeadLetters: 0, // the first dead letter halts the graph
+ * }, (b, { lines }) => {
+ *   const parsed = b.add(stage("parse", (line: string) => JSON.parse(line) as number), lines);
+ *   const checked = b.add(stage("check", (n: number) => {
+ *     if (n < 0) throw new RangeError(`negative: ${n}`);
+ *     return n;
+ *   }), parsed);
+ *   return { checked };
+ * });
+ * const { outputs, metrics } = await g.collect(["4", "{", "9"]);
+ * console.assert(outputs.checked.join() === "4,9" && metrics.totalSkipped === 1);
+ * const halted = await g.run(["-1", "2"]).catch((error: unknown) => error);
+ * console.assert(halted instanceof HaltError && halted.stage === "check");
+ * ```
+ *
  * @throws {ConfigError} when an option is invalid or the graph is not a valid DAG.
  */
 export function graph<
@@ -392,10 +449,9 @@ export function graph<
   options: GraphOptions<In>,
   build: (builder: GraphBuilder, sources: { readonly [K in keyof In]: Handle<SourceType<In[K]>> }) => Out,
 ): Graph<{ [K in keyof In]: SourceType<In[K]> }, { [K in keyof Out]: HandleType<Out[K]> }> {
-  const resolved = validate(graphOptionsSchema, options, {
-    owner: typeof options?.name === "string" ? `Graph "${options.name}"` : "Graph",
-    root: "graph options",
-  });
+  const owner = typeof options?.name === "string" ? `Graph "${options.name}"` : "Graph";
+  checkPipelineOnly(owner, options);
+  const resolved = validate(graphOptionsSchema, options, { owner, root: "graph options" });
   const name = resolved.name ?? "graph";
   if (typeof build !== "function") {
     throw new TypeError(

@@ -140,10 +140,9 @@ export const graphConfigSchema = z.strictObject({
   outputs: z.record(nodeName, z.union([nodeName, nodeRef], { error: "must be a node's name or { from, branch }" }), {
     error: "must be an object of output names to node names",
   }).describe("The graph's outputs: output name → the node (or route branch) it reads."),
-  options: z.strictObject({
-    queueSize: pipelineOptions.shape.queueSize,
-    deadLetterQueue: pipelineOptions.shape.deadLetterQueue,
-  }, { error: "must be an object of graph options" }).optional().describe("Graph options."),
+  options: pipelineOptions.omit({ recentErrors: true })
+    .describe("Graph options: the pipeline's, with the same meaning over every stage and route node.")
+    .optional(),
 }, { error: "must be an object with sources, processors, connections and outputs" })
   .describe("A sluice graph config (see fromConfig).");
 
@@ -493,9 +492,11 @@ function graphFromConfig(
   const ref = (edge: { from: string; branch?: string }) =>
     edge.branch === undefined ? edge.from : { node: edge.from, port: edge.branch };
   try {
+    const { onError: graphOnError, ...graphRest } = checked.options ?? {};
     return graph({
       ...(checked.name === undefined ? {} : { name: checked.name }),
-      ...checked.options,
+      ...graphRest,
+      ...(graphOnError ? { onError: graphOnError } : {}),
       ...options,
       sources: Object.fromEntries(checked.sources.map((name) => [name, source<unknown>()])),
     }, (b) => {
@@ -525,11 +526,13 @@ function graphFromConfig(
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const at = error.stage === undefined ? undefined : nodes.get(error.stage);
-    throw configError(
-      config,
-      [{ path: at ? ["processors", at.index] : ["connections"], message: error.message }],
-      error,
-    );
+    const option = error.field.split(".");
+    const path = at
+      ? ["processors", at.index]
+      : checked.options !== undefined && option[0] in checked.options
+      ? ["options", ...option]
+      : ["connections"];
+    throw configError(config, [{ path, message: error.message }], error);
   }
 }
 

@@ -11,10 +11,13 @@ import { Capacity } from "./capacity.ts";
 import { show } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { type Chunk, type Envelope, Failure, Item } from "./envelope.ts";
-import type { ItemId } from "./events.ts";
+import type { EventListener, ItemId, PipelineEvent } from "./events.ts";
 import { Expander } from "./expander.ts";
 import { Fifo } from "./fifo.ts";
-import { FlowControl } from "./flow_control.ts";
+import type { FlowControl, PipelineStrategies } from "./flow_control.ts";
+import { callHook, type PipelineHooks } from "./hooks.ts";
+import { attachShutdown, recordStatus, runFlowControl, settleRun, strategiesIn, withTracker } from "./run_control.ts";
+import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
 import { FanOut } from "./broadcast.ts";
 import type { NodeDecl } from "./graph_builder.ts";
 import { Edge, type Inlet, itemsIn } from "./graph_edge.ts";
@@ -27,7 +30,6 @@ import { type DeadLetterTarget, Outlet, STREAM_OUTLET_CAPACITY } from "./outlet.
 import type { RunOptions } from "./pipeline.ts";
 import { routeSpec } from "./route.ts";
 import { RunContext } from "./run_context.ts";
-import { onShutdownSignals } from "./runtime.ts";
 import { type Source, sourceStream } from "./source.ts";
 import type { StageSpec } from "./stage.ts";
 import { StageEngine } from "./stage_stream.ts";
@@ -68,6 +70,10 @@ export class GraphRunner {
   /** Node names that keep stage counters: stages, routes and joins. */
   readonly #counted: readonly string[];
   readonly #specs: ReadonlyMap<string, StageSpec>;
+  /** The error strategies and flow control, when an option or a stage asks for them. */
+  readonly #strategies: PipelineStrategies | undefined;
+  /** `onEvent`, with the status tracker fed from it. */
+  readonly #onEvent: EventListener | undefined;
 
   constructor(readonly plan: GraphPlan) {
     const specs = new Map<string, StageSpec>();
@@ -76,12 +82,21 @@ export class GraphRunner {
       if (node.kind === "route") specs.set(node.name, routeSpec(node.name, node.choose, node.branches, node.keyOf));
     }
     this.#specs = specs;
+    this.#strategies = strategiesIn(plan.strategies, specs.values());
+    // No stage is the last one: an item completes at an output, and is recorded there (see `#toOutlet`).
+    const statusOf = (event: PipelineEvent) => statusChangeOf(event, "");
+    this.#onEvent = withTracker(plan.onEvent, plan.statusTracker, statusOf, plan.logger, plan.name);
     this.#counted = plan.nodes.filter((node) => node.kind === "stage" || node.kind === "route" || node.kind === "join")
       .map((node) => node.name);
   }
 
   get deadLetters(): readonly DeadLetter[] {
     return this.#deadLetters;
+  }
+
+  /** The latest run's context (for pause and resume). */
+  get run(): RunContext | undefined {
+    return this.#current?.run;
   }
 
   metrics(): GraphMetrics {
@@ -231,39 +246,31 @@ export class GraphRunner {
   ): { outputs: Record<string, ReadableStream<unknown>>; finished: Promise<GraphMetrics> } {
     const plan = this.plan;
     const target = this.#deadLetterTarget();
-    const run = new RunContext(plan.name, this.#counted, plan.logger, plan.onEvent);
+    const run = new RunContext(plan.name, this.#counted, plan.logger, this.#onEvent);
     const state = new GraphRunState(run);
     this.#current = state;
     run.log("info", "run started", { nodes: plan.nodes.map((node) => node.name) });
+    const hooks = plan.hooks;
     const stop = new AbortController();
-    const graceful = () => {
-      if (stop.signal.aborted) return;
-      flow?.stop();
-      run.resume();
-      run.log("info", "stopping: no more items are read; draining", {});
-      stop.abort();
-    };
-    let flow: FlowControl | undefined;
-    if ([...this.#specs.values()].some((spec) => spec.strategies)) {
-      flow = new FlowControl(run, {}, (halt) => {
-        graceful();
-        if (halt.force) run.force(halt.error);
-      });
-    }
+    const { flow, graceful } = runFlowControl(run, this.#strategies, stop);
     const detach = attachShutdown(run, graceful, options);
     const outlet = new Outlet(run, target, this.#deadLetters, Number.MAX_SAFE_INTEGER);
+    if (hooks.onItemEnd) outlet.traceEnds(hooks.onItemEnd, ""); // each output names itself (see `#toOutlet`)
     const outletInlet: Inlet = { capacity: outlet.capacity, accept: (chunk) => outlet.accept(chunk), end: () => {} };
     const wiring = new Wiring(plan, state, this.#specs, flow, outlet, outletInlet, mode, graceful);
-    const sourceErrors: unknown[] = [];
+    let sourceError: { error: unknown } | undefined;
     wiring.build();
     wiring.attachTaps();
-    wiring.readSources(sources, stop.signal, (error) => {
-      sourceErrors.push(error);
-      run.log("error", "source failed; finishing the items already read", { error });
-    });
+    const read = () =>
+      wiring.readSources(sources, stop.signal, (error) => {
+        sourceError ??= { error };
+        run.log("error", "source failed; finishing the items already read", { error });
+      }, hooks.onDrain && (() => callHook(run, "onDrain", hooks.onDrain, { pipeline: plan.name })));
     const finished = (async () => {
       let thrown: { error: unknown } | undefined;
       try {
+        if (hooks.onStart) await callHook(run, "onStart", hooks.onStart, { pipeline: plan.name });
+        read();
         await wiring.done();
         await outlet.close();
       } catch (error) {
@@ -280,11 +287,8 @@ export class GraphRunner {
           totalFailed: m.totalFailed,
         });
       }
-      const halt = flow?.halted;
-      if (thrown) throw thrown.error;
-      if (halt) throw halt.error;
-      if (sourceErrors.length > 0) throw sourceErrors[0];
-      return this.#snapshot(state);
+      const ending = { run, name: plan.name, flow, onEnd: hooks.onEnd, thrown, sourceError };
+      return await settleRun({ ...ending, metrics: this.#snapshot(state), deadLetters: this.#deadLetters });
     })();
     finished.catch(() => {}); // a start() whose caller reads only the outputs must not crash the process
     const entry = { stop: graceful, done: finished.catch(() => {}) };
@@ -429,7 +433,7 @@ class Wiring {
   #stage(decl: NodeDecl & { kind: "stage" | "route" }, node: NodeRun, out: Edge[], inputs: number): Inlet {
     const specOfNode = this.specs.get(decl.name)!;
     const base = specOfNode.forRun?.(this.run) ?? specOfNode; // a worker stage's threads are per run
-    const spec = this.flow && base.strategies ? this.flow.derive(base) : base;
+    const spec = this.flow ? this.flow.derive(base) : base;
     let next: Capacity;
     let deliver: (chunk: Chunk) => void;
     let last = false;
@@ -561,12 +565,25 @@ class Wiring {
   }
 
   #toOutlet(chunk: Chunk, room: Capacity, name: string, emit?: (value: unknown) => void): void {
+    const { onItemEnd } = this.plan.hooks;
+    if (onItemEnd) this.outlet.traceEnds(onItemEnd, name); // a completed item's `stage` is its output
+    if (this.plan.statusTracker) this.#recordCompleted(chunk, name, this.plan.statusTracker);
     this.outlet.capacity.take(chunk.length);
     this.outlet.accept(chunk, (value) => {
       this.state.outputs[name]++;
       emit?.(value);
     });
     room.release(chunk.length);
+  }
+
+  /** Tells the status tracker that the chunk's items completed at output `name` (failures pass through). */
+  #recordCompleted(chunk: Chunk, name: string, tracker: StatusRecorder): void {
+    const timestamp = Date.now();
+    for (const envelope of chunk) {
+      if (!(envelope instanceof Item)) continue;
+      const change = { itemId: envelope.id, status: "completed", stage: name, timestamp, event: "completed" } as const;
+      recordStatus(tracker, change, this.plan.logger, this.plan.name);
+    }
   }
 
   /** Hangs each tap on the edges it observes. */
@@ -585,16 +602,21 @@ class Wiring {
     }
   }
 
-  /** Reads every source into the edge after it. */
+  /** Reads every source into the edge after it; `onDrain` once none will be read any more. */
   readSources(
     sources: Readonly<Record<string, Source<unknown>>>,
     signal: AbortSignal,
     onError: (error: unknown) => void,
+    onDrain?: () => void,
   ): void {
-    const ingest = ingester(this.run, this.plan.id);
+    const ingest = withItemStart(this.run, ingester(this.run, this.plan.id), this.plan.hooks.onItemStart);
+    let reading = this.#sourceEdges.size;
+    const ended = onDrain && (() => {
+      if (--reading === 0) onDrain();
+    });
     for (const [name, edge] of this.#sourceEdges) {
       const node = this.state.nodes.get(name)!;
-      const stream = sourceStream(sources[name], edge.target.capacity, ingest(name), signal, onError);
+      const stream = sourceStream(sources[name], edge.target.capacity, ingest(name), signal, onError, ended);
       this.#done.push(
         stream.pipeTo(
           new WritableStream<Chunk>({
@@ -627,6 +649,23 @@ function endAfterAll(fan: FanOut, inputs: number): Inlet {
   };
 }
 
+/** The ingester, calling `onItemStart` for each item it makes (as a pipeline does); itself without the hook. */
+function withItemStart(
+  run: RunContext,
+  ingest: (source: string) => (value: unknown) => Envelope,
+  onItemStart: PipelineHooks["onItemStart"],
+): (source: string) => (value: unknown) => Envelope {
+  if (!onItemStart) return ingest;
+  return (source) => {
+    const wrap = ingest(source);
+    return (value) => {
+      const envelope = wrap(value);
+      callHook(run, "onItemStart", onItemStart, { itemId: envelope.id, item: value });
+      return envelope;
+    };
+  };
+}
+
 /** Wraps a source's values as items with their ids (one sequence for all sources), counted as ingested. */
 function ingester(
   run: RunContext,
@@ -651,32 +690,5 @@ function ingester(
     const item = new Item(itemId, value);
     item.bornAt = run.clock.settled(); // one reading per chunk read, not one per item
     return item;
-  };
-}
-
-/** Graceful stop on `signal`, forced on `forceSignal`, and on process signals if asked; returns the clean-up. */
-function attachShutdown(run: RunContext, graceful: () => void, options: RunOptions): () => void {
-  const cleanups: (() => void)[] = [];
-  const force = () => {
-    graceful();
-    run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
-  };
-  for (const [signal, handler] of [[options.signal, graceful], [options.forceSignal, force]] as const) {
-    if (!signal) continue;
-    if (signal.aborted) handler();
-    else {
-      signal.addEventListener("abort", handler, { once: true });
-      cleanups.push(() => signal.removeEventListener("abort", handler));
-    }
-  }
-  if (options.handleSignals) {
-    cleanups.push(onShutdownSignals((name, count) => {
-      run.log("info", `received ${name}`, { count });
-      if (count === 1) graceful();
-      else force();
-    }));
-  }
-  return () => {
-    for (const cleanup of cleanups) cleanup();
   };
 }

@@ -7,7 +7,9 @@
 
 import type { DeadLetter } from "./dead_letter.ts";
 import type { EventListener, ItemId } from "./events.ts";
+import type { PipelineStrategyOptions } from "./flow_control.ts";
 import type { Logger } from "./logger.ts";
+import type { StatusRecorder } from "./status_tracker.ts";
 import type { Source } from "./source.ts";
 import type { PipelineMetrics } from "./metrics.ts";
 import type { Stage } from "./stage.ts";
@@ -186,8 +188,13 @@ export interface GraphMetrics extends PipelineMetrics {
   readonly outputs: Readonly<Record<string, number>>;
 }
 
-/** Options of {@linkcode graph}. */
-export interface GraphOptions<In> {
+/**
+ * Options of {@linkcode graph}. The error strategies (`onError`,
+ * `maxSkips`, `maxDeadLetters`, `breakpoint`), `hooks` and `statusTracker`
+ * mean what they mean for a `Pipeline`, over every stage and route node of
+ * the graph.
+ */
+export interface GraphOptions<In> extends PipelineStrategyOptions {
   /**
    * The graph's name, in log records and error messages.
    * @default {"graph"}
@@ -219,6 +226,13 @@ export interface GraphOptions<In> {
    * @default {a sequence number from 0, shared by all sources}
    */
   readonly id?: (input: unknown, source: string) => ItemId;
+  /**
+   * Receives every item's status changes, as for a `Pipeline`; an item
+   * completes at an output (`stage` is the output's name). A broadcast's
+   * copies share their item's id: the latest status is the fate of the copy
+   * that ended last, and the history holds each.
+   */
+  readonly statusTracker?: StatusRecorder;
 }
 
 /**

@@ -9,16 +9,32 @@
  */
 
 import { z } from "zod";
-import { pipelineOptionsSchema, validate } from "./config.ts";
+import { pipelineOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import { ConfigError } from "./errors.ts";
 import type { EventListener, ItemId } from "./events.ts";
 import type { EdgeDecl, GraphDecl, NodeDecl, TapDecl } from "./graph_builder.ts";
+import type { PipelineStrategies } from "./flow_control.ts";
+import type { PipelineHooks } from "./hooks.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import type { StatusRecorder } from "./status_tracker.ts";
 
 /** The options of `graph()`. @internal */
 export const graphOptionsSchema = pipelineOptionsSchema
-  .pick({ name: true, queueSize: true, deadLetterQueue: true, logger: true, onEvent: true, id: true })
+  .pick({
+    name: true,
+    queueSize: true,
+    deadLetterQueue: true,
+    logger: true,
+    onEvent: true,
+    id: true,
+    statusTracker: true,
+    onError: true,
+    maxSkips: true,
+    maxDeadLetters: true,
+    hooks: true,
+    breakpoint: true,
+  })
   .extend({
     sources: z.record(z.string(), z.unknown(), { error: "must be an object of source<T>() declarations by name" })
       .refine((sources) => Object.keys(sources).length > 0, { error: "must declare at least one source" }),
@@ -32,6 +48,10 @@ export interface GraphPlan {
   readonly logger: Logger;
   readonly onEvent: EventListener | undefined;
   readonly id: ((input: unknown, source: string) => ItemId) | undefined;
+  /** The graph-wide error strategies and hooks, as given. */
+  readonly strategies: PipelineStrategies;
+  readonly hooks: PipelineHooks;
+  readonly statusTracker: StatusRecorder | undefined;
   /** In declaration order. */
   readonly nodes: readonly NodeDecl[];
   readonly byName: ReadonlyMap<string, NodeDecl>;
@@ -76,6 +96,9 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
     logger: (resolved.logger as Logger | undefined) ?? silentLogger,
     onEvent: resolved.onEvent as EventListener | undefined,
     id: resolved.id as GraphPlan["id"],
+    strategies: resolved as PipelineStrategies,
+    hooks: (resolved.hooks as PipelineHooks | undefined) ?? {},
+    statusTracker: resolved.statusTracker as StatusRecorder | undefined,
     nodes: decl.nodes,
     byName,
     edges: decl.edges,
@@ -86,6 +109,27 @@ export function checkGraph(name: string, decl: GraphDecl, options: object): Grap
   };
   plans.add(plan);
   return plan;
+}
+
+/** Pipeline options that mean nothing for a graph, and what to do instead. */
+const PIPELINE_ONLY: Readonly<Record<string, string>> = {
+  stages: "a graph's stages are the nodes its build function adds: b.add(stage(…), input)",
+  taskConcurrency: "graphs do not share task limits across stages; give each stage its own taskConcurrency option",
+  recentErrors: "it sizes pipeline.snapshot()'s list, and graphs have no snapshot(); read graph.deadLetters",
+};
+
+/** Rejects a `Pipeline` option that cannot apply to a graph, saying why and what to do. @internal */
+export function checkPipelineOnly(owner: string, options: unknown): void {
+  if (typeof options !== "object" || options === null) return; // the schema says what is wrong
+  for (const [option, instead] of Object.entries(PIPELINE_ONLY)) {
+    if (option in options) {
+      const given = show((options as Record<string, unknown>)[option]);
+      throw new ConfigError(
+        `${owner}: option "${option}" (got ${given}) is a Pipeline option that a graph does not take: ${instead}`,
+        { field: option },
+      );
+    }
+  }
 }
 
 function fail(graph: string, message: string, node: string | undefined, field: string): never {

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { ConfigError, HaltError, ShutdownError } from "./errors.ts";
-import { isPromiseLike } from "./attempt.ts";
+import { ConfigError, ShutdownError } from "./errors.ts";
 import type { Capacity } from "./capacity.ts";
 import { pipelineOptionsSchema, runOptionsSchema, show, validate } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
@@ -19,7 +18,6 @@ import { type Logger, silentLogger } from "./logger.ts";
 import { type PipelineMetrics, workerNamesOf } from "./metrics.ts";
 import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
 import { RunContext } from "./run_context.ts";
-import { onShutdownSignals } from "./runtime.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
 import { specOf, type Stage, type StageSpec } from "./stage.ts";
@@ -29,6 +27,7 @@ import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
 import { pipelineSlotKey, TaskSlots } from "./task_slots.ts";
 import { type LatencyReport, latencyReport } from "./latency_report.ts";
 import { FlowControl, type PipelineStrategies, type PipelineStrategyOptions } from "./flow_control.ts";
+import { attachShutdown, runFlowControl, settleRun, strategiesIn, withTracker } from "./run_control.ts";
 import { callHook, type PipelineHooks } from "./hooks.ts";
 import { checkReplay, type ReplayEntry, replayEnvelope, unpend } from "./replay.ts";
 import type { GraphShape, ShapeOptions } from "./graph_shape.ts";
@@ -238,10 +237,11 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     this.#queueSize = resolved.queueSize ?? DEFAULT_QUEUE_SIZE;
     this.#target = (resolved.deadLetterQueue as PipelineOptions<S>["deadLetterQueue"]) ?? true;
     this.#logger = (resolved.logger as Logger | undefined) ?? silentLogger;
+    const last = this.#specs[this.#specs.length - 1];
     this.#onEvent = withTracker(
       resolved.onEvent as EventListener | undefined,
       resolved.statusTracker as StatusRecorder | undefined,
-      this.#specs[this.#specs.length - 1],
+      (event) => statusChangeOf(event, last.name, last.expand !== undefined),
       this.#logger,
       this.name,
     );
@@ -434,7 +434,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     };
     this.#active.add(entry);
     const { flow, graceful } = this.#flowControl(run, stop);
-    const detach = this.#attachShutdown(run, graceful, options);
+    const detach = attachShutdown(run, graceful, options);
     let sourceError: { error: unknown } | undefined;
     let finished = false;
     const engines = this.#engines(run, "stream", target, flow);
@@ -723,7 +723,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const run = this.#begin();
     const hooks = this.#hooks;
     const { flow, graceful } = this.#flowControl(run, stop);
-    const detach = this.#attachShutdown(run, graceful, options, stop.signal);
+    const detach = attachShutdown(run, graceful, options, stop.signal);
     let sourceError: { error: unknown } | undefined;
     let thrown: { error: unknown } | undefined;
     try {
@@ -756,43 +756,20 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   }
 
   /** How a run ends: its final metrics, or what it throws (a failure, a halt, the source's error); `onEnd` first. */
-  async #settle(
+  #settle(
     run: RunContext,
     flow: FlowControl | undefined,
     thrown: { error: unknown } | undefined,
     sourceError: { error: unknown } | undefined,
   ): Promise<PipelineMetrics> {
     const metrics = run.metrics.snapshot();
-    const halt = flow?.halted;
-    const failure = thrown ??
-      (halt ? { error: finalHaltError(halt.error, halt.force, metrics, this.#deadLetters) } : sourceError);
-    const onEnd = this.#hooks.onEnd;
-    if (onEnd) {
-      await callHook(
-        run,
-        "onEnd",
-        onEnd,
-        failure ? { pipeline: this.name, metrics, error: failure.error } : { pipeline: this.name, metrics },
-      );
-    }
-    if (failure) throw failure.error;
-    return metrics;
+    const ending = { run, name: this.name, flow, onEnd: this.#hooks.onEnd, metrics, thrown, sourceError };
+    return settleRun({ ...ending, deadLetters: this.#deadLetters });
   }
 
-  /**
-   * A run's graceful stop and, when an option asks for error strategies, its
-   * flow control: a halt stops the run gracefully, and forces it if asked.
-   */
+  /** A run's graceful stop and, when an option asks for error strategies, its flow control. */
   #flowControl(run: RunContext, stop: AbortController): { flow?: FlowControl; graceful: () => void } {
-    let flow: FlowControl | undefined;
-    const graceful = gracefulStop(run, stop, () => flow?.stop());
-    if (this.#strategies) {
-      flow = new FlowControl(run, this.#strategies, (halt) => {
-        graceful();
-        if (halt.force) run.force(halt.error);
-      });
-    }
-    return { flow, graceful };
+    return runFlowControl(run, this.#strategies, stop);
   }
 
   /** The chain for a replay: before each stage some entries start at, a step that makes them items. */
@@ -1004,43 +981,6 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       }
     };
   }
-
-  /** Stops `graceful`ly on `stopSignal` (close()) and `options.signal`, forces on `forceSignal`, and on signals if asked. */
-  #attachShutdown(
-    run: RunContext,
-    graceful: () => void,
-    options: RunOptions,
-    stopSignal?: AbortSignal,
-  ): () => void {
-    const cleanups: (() => void)[] = [];
-    const force = () => {
-      graceful();
-      run.force(options.forceSignal?.reason ?? new Error("forced shutdown"));
-    };
-    for (
-      const [signal, handler] of [[stopSignal, graceful], [options.signal, graceful], [
-        options.forceSignal,
-        force,
-      ]] as const
-    ) {
-      if (!signal) continue;
-      if (signal.aborted) handler();
-      else {
-        signal.addEventListener("abort", handler, { once: true });
-        cleanups.push(() => signal.removeEventListener("abort", handler));
-      }
-    }
-    if (options.handleSignals) {
-      cleanups.push(onShutdownSignals((name, count) => {
-        run.log("info", `received ${name}`, { count });
-        if (count === 1) graceful();
-        else force();
-      }));
-    }
-    return () => {
-      for (const cleanup of cleanups) cleanup();
-    };
-  }
 }
 
 /** The outlet's listener for an acknowledging source: a `settle` that throws is logged, never fatal. */
@@ -1113,74 +1053,4 @@ function checkPipelineTaskLimits(
     }
   }
   return new Map(Object.entries(limits ?? {}));
-}
-
-/** The event listener with a status recorder fed from it: no listener at all when there is neither. */
-function withTracker(
-  onEvent: EventListener | undefined,
-  tracker: StatusRecorder | undefined,
-  last: StageSpec,
-  logger: Logger,
-  pipeline: string,
-): EventListener | undefined {
-  if (!tracker) return onEvent;
-  const failed = (error: unknown, itemId: ItemId) => {
-    try {
-      const result: unknown = logger.warn("statusTracker threw; the run goes on", { pipeline, itemId, error });
-      if (isPromiseLike(result)) Promise.resolve(result).catch(() => {});
-    } catch {
-      // A broken logger must not break a run.
-    }
-  };
-  return (event) => {
-    const change = statusChangeOf(event, last.name, last.expand !== undefined);
-    if (change) {
-      try {
-        const result: unknown = tracker.record(change);
-        if (isPromiseLike(result)) Promise.resolve(result).catch((error) => failed(error, change.itemId));
-      } catch (error) {
-        failed(error, change.itemId);
-      }
-    }
-    return onEvent?.(event);
-  };
-}
-
-/**
- * A run's graceful stop, once: `before` (flow control stops, circuits drain),
- * a paused run resumes so that it can drain, and the source is no longer read.
- */
-function gracefulStop(run: RunContext, stop: AbortController, before: () => void): () => void {
-  let stopping = false;
-  return () => {
-    if (stopping) return;
-    stopping = true;
-    before();
-    run.resume();
-    run.log("info", "stopping: no more items are read; draining", {});
-    stop.abort();
-  };
-}
-
-/** The pipeline's strategy options, or undefined when neither it nor any stage uses one. */
-function strategiesIn(options: PipelineStrategies, specs: readonly StageSpec[]): PipelineStrategies | undefined {
-  const { onError, maxSkips, maxDeadLetters, hooks, breakpoint } = options;
-  const any = onError !== undefined || maxSkips !== undefined || maxDeadLetters !== undefined ||
-    hooks?.onStageError !== undefined || breakpoint !== undefined || specs.some((spec) => spec.strategies);
-  return any ? { onError, maxSkips, maxDeadLetters, hooks, breakpoint } : undefined;
-}
-
-/** The HaltError `run` rejects with: the halt as asked for, with the run's final account. */
-function finalHaltError(
-  asked: HaltError,
-  force: boolean,
-  metrics: PipelineMetrics,
-  deadLetters: readonly DeadLetter[],
-): HaltError {
-  return new HaltError(asked.stage, asked.itemId, force ? "force" : asked.mode, {
-    cause: asked.cause,
-    reason: asked.reason,
-    metrics,
-    deadLetters: [...deadLetters],
-  });
 }

@@ -11,7 +11,11 @@
  * model of the graph predicts: every copy of every item (one per branch of
  * each broadcast) met exactly one fate. Stopped runs give no more than the
  * model does. Taps that throw or are slow (with tiny buffers) change none of
- * that.
+ * that. Graph-wide error strategies: faults are dead-lettered or (an
+ * `onError` skip rule) skipped, and a random `maxDeadLetters` may halt the
+ * run (a `HaltError` whose metrics conserve, like a graceful stop). Every
+ * run's `onItemEnd` hook hears each copy that left exactly once, and its
+ * status tracker ends with no item queued or in progress.
  *
  * SLUICE_PROPERTY_RUNS sets the number of cases (default 150).
  *
@@ -26,11 +30,13 @@ import {
   graph,
   type GraphBuilder,
   type GraphMetrics,
+  HaltError,
   type Handle,
   PermanentError,
   skip,
   source,
   stage,
+  StatusTracker,
 } from "../mod.ts";
 import { guard } from "./_helpers.ts";
 
@@ -60,6 +66,10 @@ interface Case {
   readonly queueSize: number;
   /** Hang a tap on every stage's output: one that throws on odd values, and awaits a timer on the others. */
   readonly taps: boolean;
+  /** What the graph's `onError` does with a permanent fault. */
+  readonly faults: "deadLetter" | "skip";
+  /** The graph's `maxDeadLetters`, if any. */
+  readonly maxDeadLetters: number | undefined;
 }
 
 const stageArb: fc.Arbitrary<StageCase> = fc.record({
@@ -89,6 +99,8 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   stopAfter: fc.integer({ min: 1, max: 60 }),
   queueSize: fc.integer({ min: 1, max: 6 }),
   taps: fc.boolean(),
+  faults: fc.constantFrom("deadLetter", "skip"),
+  maxDeadLetters: fc.option(fc.nat({ max: 4 }), { nil: undefined, freq: 3 }),
 });
 
 /** A value on its way: the item's id (to check fates per item) and a number. */
@@ -126,6 +138,7 @@ interface Model {
   outputs: Record<string, number[]>;
   deadLetters: string[];
   filtered: number;
+  skipped: number;
 }
 
 /** One open end of the graph being built: the handle, and the model's copies that flow out of it. */
@@ -155,7 +168,8 @@ function build(c: Case, b: GraphBuilder, sources: Handle<V>[], model: Model): Re
     const copies: Copy[] = [];
     for (const copy of end.copies) {
       const out = modelStage(s, copy.v);
-      if (out === "failed") model.deadLetters.push(`${copy.id}@${name}`);
+      if (out === "failed" && c.faults === "skip") model.skipped++;
+      else if (out === "failed") model.deadLetters.push(`${copy.id}@${name}`);
       else if (out === "filtered") model.filtered++;
       else copies.push({ id: copy.id, v: out.v });
     }
@@ -258,13 +272,19 @@ function within(sub: readonly (number | string)[], all: readonly (number | strin
 }
 
 async function runCase(c: Case): Promise<string[]> {
-  const model: Model = { outputs: {}, deadLetters: [], filtered: 0 };
+  const model: Model = { outputs: {}, deadLetters: [], filtered: 0, skipped: 0 };
   const names = Array.from({ length: c.sources }, (_, s) => `s${s}`);
   const declared = Object.fromEntries(names.map((name) => [name, source<V>()]));
   let events = 0;
   const graceful = new AbortController();
   const force = new AbortController();
+  let ends = 0;
+  const tracker = new StatusTracker();
   const g = graph({
+    onError: c.faults === "skip" ? [[PermanentError, "skip"]] : undefined,
+    maxDeadLetters: c.maxDeadLetters,
+    hooks: { onItemEnd: () => void ends++ },
+    statusTracker: tracker,
     queueSize: c.queueSize,
     sources: declared,
     id: (value) => (value as V).id,
@@ -280,23 +300,30 @@ async function runCase(c: Case): Promise<string[]> {
   const options = { signal: graceful.signal, forceSignal: force.signal };
   let outputs: Record<string, V[]> | undefined;
   let metrics: GraphMetrics;
-  if (c.mode === "run") {
-    metrics = await g.run(inputs, options);
-  } else if (c.mode === "collect") {
-    const result = await g.collect(inputs, options);
-    outputs = result.outputs as Record<string, V[]>;
-    metrics = result.metrics;
-  } else {
-    const run = g.start(inputs, options);
-    const read = async (stream: ReadableStream<unknown>) => {
-      const seen: V[] = [];
-      for await (const value of stream) seen.push(value as V);
-      return seen;
-    };
-    const entries = Object.entries(run.outputs as Record<string, ReadableStream<unknown>>);
-    const values = await Promise.all(entries.map(([, stream]) => read(stream)));
-    outputs = Object.fromEntries(entries.map(([name], i) => [name, values[i]]));
-    metrics = await run.finished;
+  let halted = false;
+  try {
+    if (c.mode === "run") {
+      metrics = await g.run(inputs, options);
+    } else if (c.mode === "collect") {
+      const result = await g.collect(inputs, options);
+      outputs = result.outputs as Record<string, V[]>;
+      metrics = result.metrics;
+    } else {
+      const run = g.start(inputs, options);
+      const read = async (stream: ReadableStream<unknown>) => {
+        const seen: V[] = [];
+        for await (const value of stream) seen.push(value as V);
+        return seen;
+      };
+      const entries = Object.entries(run.outputs as Record<string, ReadableStream<unknown>>);
+      const values = await Promise.all(entries.map(([, stream]) => read(stream)));
+      outputs = Object.fromEntries(entries.map(([name], i) => [name, values[i]]));
+      metrics = await run.finished;
+    }
+  } catch (error) {
+    if (!(error instanceof HaltError) || c.maxDeadLetters === undefined) throw error;
+    halted = true;
+    metrics = error.metrics as GraphMetrics;
   }
   const problems: string[] = [];
   const m = metrics;
@@ -305,11 +332,14 @@ async function runCase(c: Case): Promise<string[]> {
     problems.push(`ingested ${m.totalIngested} + copies ${m.totalCopies} != fates ${fates}`);
   }
   if (m.itemsInFlight !== 0) problems.push(`in flight ${m.itemsInFlight}`);
+  if (ends !== fates - m.totalJoined) problems.push(`onItemEnd heard ${ends} ends of ${fates - m.totalJoined}`);
+  const unsettled = tracker.getByStatus("queued").length + tracker.getByStatus("in_progress").length;
+  if (unsettled !== 0) problems.push(`${unsettled} items end queued or in progress in the status tracker`);
   if (m.totalFailed !== g.deadLetters.length) problems.push(`failed ${m.totalFailed} != dead letters`);
   const completed = Object.values(m.outputs).reduce((sum, count) => sum + count, 0);
   if (completed !== m.totalCompleted) problems.push(`outputs count ${completed} != completed ${m.totalCompleted}`);
   const letters = g.deadLetters.map((d) => `${d.itemId}@${d.stage}`);
-  const stopped = c.stop !== "none" && c.stopAfter <= events;
+  const stopped = halted || (c.stop !== "none" && c.stopAfter <= events);
   for (const [name, want] of Object.entries(model.outputs)) {
     const got = outputs?.[name]?.map((x) => x.v);
     if (!got) continue;
@@ -323,8 +353,12 @@ async function runCase(c: Case): Promise<string[]> {
       problems.push(`dead letters ${letters.sort()}, model ${[...model.deadLetters].sort()}`);
     }
     if (m.totalFiltered !== model.filtered) problems.push(`filtered ${m.totalFiltered}, model ${model.filtered}`);
+    if (m.totalSkipped !== model.skipped) problems.push(`skipped ${m.totalSkipped}, model ${model.skipped}`);
+    const limit = c.maxDeadLetters ?? Infinity;
+    const counted = g.deadLetters.filter((d) => d.error.name !== "JoinError").length;
+    if (counted > limit) problems.push(`${counted} stage dead letters and no halt at maxDeadLetters ${limit}`);
     if (m.totalIngested !== c.items.length) problems.push(`ingested ${m.totalIngested} of ${c.items.length}`);
-  } else if (c.stop === "graceful") {
+  } else if (c.stop === "graceful" || (halted && c.stop === "none")) {
     const shutdown = g.deadLetters.filter((d) => d.error.name === "ShutdownError");
     if (shutdown.length > 0) problems.push(`a graceful stop dead-lettered ${shutdown.length} with ShutdownError`);
   }

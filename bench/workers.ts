@@ -124,7 +124,9 @@ const buffers = Array.from(
   (_, b) => new Uint8Array(BUFFER_BYTES).map((_, i) => (i * 31 + b * 7) & 255).buffer,
 );
 const digests = buffers.map((buffer) => sha256(buffer));
-const N = quick ? 64 : 2000;
+// 8,000 items: a run of 2 to 4 s. Each run starts fresh workers, whose JIT starts cold while the inline stage's is
+// hot from the rounds before; at 2,000 items (under a second) that per-run cost was 5-10% of a worker run.
+const N = quick ? 64 : 8000;
 const inputs = Array.from({ length: N }, (_, i) => buffers[i % buffers.length]);
 
 function check(outputs: readonly string[], what: string): void {

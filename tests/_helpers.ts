@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Logger, LogLevel, LogProperties } from "../mod.ts";
+import assert from "node:assert/strict";
+import type { GraphMetrics, Logger, LogLevel, LogProperties } from "../mod.ts";
 
 /** A promise with its `resolve` and `reject` exposed. */
 export interface Deferred<T> {
@@ -304,4 +305,14 @@ export function delay(ms: number): Promise<void> {
 export function busy(ms: number): void {
   const until = performance.now() + ms;
   while (performance.now() < until) { /* spin */ }
+}
+
+/** Conservation over a whole graph at the end of a run, as documented on `GraphMetrics`; nothing in flight. */
+export function assertGraphConserved(m: GraphMetrics): void {
+  assert.equal(
+    m.totalIngested + m.totalCopies,
+    m.totalCompleted + m.totalFailed + m.totalFiltered + m.totalSkipped + m.totalExpanded + m.totalJoined,
+    JSON.stringify(m),
+  );
+  assert.equal(m.itemsInFlight, 0);
 }

@@ -16,17 +16,7 @@ import {
   type StageErrorInfo,
   StatusTracker,
 } from "../mod.ts";
-import { countingSource, deferred, range } from "./_helpers.ts";
-
-/** Conservation over the whole graph, as documented on GraphMetrics. */
-function assertConserved(m: GraphMetrics): void {
-  assert.equal(
-    m.totalIngested + m.totalCopies,
-    m.totalCompleted + m.totalFailed + m.totalFiltered + m.totalSkipped + m.totalExpanded + m.totalJoined,
-    JSON.stringify(m),
-  );
-  assert.equal(m.itemsInFlight, 0);
-}
+import { assertGraphConserved, countingSource, deferred, range } from "./_helpers.ts";
 
 class Flaky extends Error {
   override name = "Flaky";
@@ -66,7 +56,7 @@ test("graph onError rules apply to every stage without its own: skip and deadLet
   assert.equal(metrics.totalSkipped, 2); // 0 and 4
   assert.equal(metrics.stageMetrics.even.skipped, 2);
   assert.deepEqual(g.deadLetters.map((letter) => [letter.itemId, letter.stage]), [[1, "odd"], [5, "odd"]]);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("a stage's own onError overrides the graph's; a rule may retry", async () => {
@@ -95,7 +85,7 @@ test("a stage's own onError overrides the graph's; a rule may retry", async () =
   assert.equal(tries, 3);
   assert.equal(metrics.stageMetrics.shared.skipped, 1);
   assert.equal(metrics.totalCopies, 3);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("a halt rule stops reading every source, lets what was read finish, and rejects with a HaltError carrying the graph's account", async () => {
@@ -127,7 +117,7 @@ test("a halt rule stops reading every source, lets what was read finish, and rej
   assert.ok(metrics.nodes.check, "the metrics are the graph's");
   assert.ok(error.deadLetters.some((letter) => letter.stage === "check" && letter.reason === "stop the line"));
   assert.equal(error.deadLetters.length, metrics.totalFailed);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test('a { halt: "force" } rule interrupts the attempts in flight on every branch (ShutdownError dead letters)', async () => {
@@ -159,7 +149,7 @@ test('a { halt: "force" } rule interrupts the attempts in flight on every branch
     ["fatal", "Fatal"],
     ["slow", "ShutdownError"],
   ]);
-  assertConserved(error.metrics as GraphMetrics);
+  assertGraphConserved(error.metrics as GraphMetrics);
 });
 
 test("maxDeadLetters halts the graph once more than that many items failed in its stages", async () => {
@@ -183,7 +173,7 @@ test("maxDeadLetters halts the graph once more than that many items failed in it
   const metrics = error.metrics as GraphMetrics;
   assert.ok(metrics.totalFailed > 3);
   assert.equal(g.deadLetters.length, metrics.totalFailed);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("maxSkips halts the graph once more than that many items were skipped", async () => {
@@ -191,7 +181,7 @@ test("maxSkips halts the graph once more than that many items were skipped", asy
   const error = await g.run(range(1000)).then(() => assert.fail("the run should halt"), (thrown: unknown) => thrown);
   assert.ok(error instanceof HaltError);
   assert.match(error.message, /maxSkips \(1\)/);
-  assertConserved(error.metrics as GraphMetrics);
+  assertGraphConserved(error.metrics as GraphMetrics);
 });
 
 test("hooks are called for a graph: onStart first, onItemStart per item, onItemEnd per copy with its fate, onStageError, onDrain, onEnd last", async () => {
@@ -246,7 +236,7 @@ test("hooks are called for a graph: onStart first, onItemStart per item, onItemE
     "check 1 skip",
     "check 3 deadLetter",
   ]);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("onEnd is told the HaltError a halted graph rejects with", async () => {
@@ -291,7 +281,7 @@ test("statusTracker sees each item's final status in a graph: completed at its o
   assert.ok(tracker.getHistory(3).some((change) => change.status === "skipped" && change.stage === "twice"));
   assert.ok(tracker.getHistory(4).some((change) => change.status === "filtered" && change.stage === "twice"));
   assert.equal(tracker.getByStatus("queued").length + tracker.getByStatus("in_progress").length, 0);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("a statusTracker that throws is logged and loses nothing", async () => {

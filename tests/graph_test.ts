@@ -1,27 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type DeadLetter,
-  graph,
-  type GraphMetrics,
-  PermanentError,
-  type PipelineEvent,
-  RouteError,
-  skip,
-  source,
-  stage,
-} from "../mod.ts";
-import { Counter, countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
-
-/** Conservation over the whole graph, as documented on GraphMetrics. */
-function assertConserved(m: GraphMetrics): void {
-  assert.equal(
-    m.totalIngested + m.totalCopies,
-    m.totalCompleted + m.totalFailed + m.totalFiltered + m.totalSkipped + m.totalExpanded + m.totalJoined,
-    JSON.stringify(m),
-  );
-  assert.equal(m.itemsInFlight, 0);
-}
+import { type DeadLetter, graph, PermanentError, type PipelineEvent, RouteError, skip, source, stage } from "../mod.ts";
+import { assertGraphConserved, Counter, countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
 
 test("graph() route sends each item to exactly one branch, the default taking the rest", async () => {
   const g = graph({ name: "split", sources: { n: source<number>() } }, (b, { n }) => {
@@ -37,7 +17,7 @@ test("graph() route sends each item to exactly one branch, the default taking th
   assert.deepEqual(outputs.other, [-50, -99]);
   assert.deepEqual(metrics.outputs, { small: 2, big: 2, other: 2 });
   assert.equal(metrics.stageMetrics.size.succeeded, 6);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() route by key; a key with no branch and no default is dead-lettered with a RouteError", async () => {
@@ -57,7 +37,7 @@ test("graph() route by key; a key with no branch and no default is dead-lettered
   assert.equal(letter.stage, "byKind");
   assert.match(letter.reason, /key "refund" names no branch; its branches are "order", "payment"/);
   assert.equal(letter.error.name, "RouteError");
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() route: a predicate that throws dead-letters the item, as any stage would", async () => {
@@ -75,7 +55,7 @@ test("graph() route: a predicate that throws dead-letters the item, as any stage
   const { outputs, metrics } = await g.collect([1, 2, 3]);
   assert.deepEqual(outputs.ok, [1, 3]);
   assert.equal(g.deadLetters[0].reason, "cannot decide");
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() broadcast sends every item to every branch, each copy with its own fate", async () => {
@@ -100,7 +80,7 @@ test("graph() broadcast sends every item to every branch, each copy with its own
   assert.equal(metrics.totalCopies, 3); // one extra copy per item for the second branch
   assert.equal(metrics.totalCompleted, 5);
   assert.equal(metrics.totalFailed, 1);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() broadcast: a slow branch holds the source back, within the bound of what the graph holds", async () => {
@@ -138,7 +118,7 @@ test("graph() broadcast: a slow branch holds the source back, within the bound o
   assert.equal(probe.pulled, total);
   assert.equal(metrics.outputs.fast, total);
   assert.equal(metrics.outputs.slow, total);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() join collects the branches' outputs for the same item into one object", async () => {
@@ -162,7 +142,7 @@ test("graph() join collects the branches' outputs for the same item into one obj
   );
   assert.equal(metrics.totalJoined, 3);
   assert.equal(metrics.totalCompleted, 3);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() join: a branch that fails or filters makes the join partial, dead-lettered naming the branch", async () => {
@@ -189,7 +169,7 @@ test("graph() join: a branch that fails or filters makes the join partial, dead-
   assert.match(partial[1].reason, /missing branch "right" \("right" failed in "right"\)/);
   assert.equal(partial[1].error.name, "JoinError");
   assert.equal(metrics.totalFiltered, 1);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() merge feeds several branches into one node", async () => {
@@ -202,7 +182,7 @@ test("graph() merge feeds several branches into one node", async () => {
   });
   const { outputs, metrics } = await g.collect(range(6));
   assert.deepEqual(outputs.out.sort(), ["#0", "#1", "#15", "#2", "#3", "#9"]);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() with several named sources and outputs as ReadableStreams", async () => {
@@ -232,7 +212,7 @@ test("graph() with several named sources and outputs as ReadableStreams", async 
   assert.deepEqual(audit.sort(), ["-4", "-5", "1", "2", "3"]);
   const metrics = await finished;
   assert.equal(metrics.totalIngested, 5);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() run takes one source alone when the graph has one, and names the sources when it has several", async () => {
@@ -261,7 +241,7 @@ test("graph() stream(): one writable per source, outputs as ReadableStreams", as
   for (const value of [1, 2, 3]) await writer.write(value);
   await writer.close();
   assert.deepEqual(await reading, [2, 4, 6]);
-  assertConserved(await finished);
+  assertGraphConserved(await finished);
 });
 
 test("graph() events carry the node's name; metrics per node and per edge", async () => {
@@ -317,7 +297,7 @@ test("graph() graceful and forced shutdown: every item still has its fate", asyn
     stop.abort(new Error("stop"));
     const metrics = await running;
     assert.ok(metrics.totalIngested > 0);
-    assertConserved(metrics);
+    assertGraphConserved(metrics);
     if (!force) assert.equal(metrics.totalFailed, 0, "a graceful stop lets everything read finish");
     for (const letter of g.deadLetters) assert.match(letter.error.name, /ShutdownError|JoinError/);
   }
@@ -347,7 +327,7 @@ test("graph() a source that fails: what was read finishes, then run rejects with
   );
   await assert.rejects(g.run(broken()), /source broke/);
   assert.equal(g.getMetrics().totalCompleted, 2);
-  assertConserved(g.getMetrics());
+  assertGraphConserved(g.getMetrics());
 });
 
 test("graph() shape() gives nodes and edges in declaration order, with live counts when asked", async () => {
@@ -387,7 +367,7 @@ test("graph() flatMap and batch stages work as nodes", async () => {
   const { outputs, metrics } = await g.collect([1, 2, 3]);
   assert.deepEqual(outputs.sums.sort(), [2, 4, 4, 6, 6, 6]);
   assert.equal(metrics.totalExpanded, 3);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() toMermaid() and toOutline() draw the graph's shape, with live counts when asked", async () => {
@@ -425,7 +405,7 @@ test("graph() a stage's own error strategies work as nodes: onError skip, and ha
   assert.equal(metrics.totalSkipped, 1);
   assert.equal(metrics.stageMetrics.check.skipped, 1);
   assert.equal(g.deadLetters.length, 0);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 
   const halting = graph({ sources: { n: source<number>() } }, (b, { n }) => ({
     out: b.add(
@@ -437,7 +417,7 @@ test("graph() a stage's own error strategies work as nodes: onError skip, and ha
     ),
   }));
   await assert.rejects(halting.run([1, 2, 3]), { name: "HaltError" });
-  assertConserved(halting.getMetrics());
+  assertGraphConserved(halting.getMetrics());
 });
 
 test("graph() cancelling an output stream stops the sources and forces the run; every item still has its fate", async () => {
@@ -458,7 +438,7 @@ test("graph() cancelling an output stream stops the sources and forces the run; 
   await evenReader.cancel(new Error("enough"));
   await reading;
   const metrics = await finished;
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
   assert.ok(metrics.totalIngested < 10_000, `the source was read on after the cancel (${metrics.totalIngested})`);
 });
 
@@ -480,7 +460,7 @@ test("graph() close() stops every run in progress gracefully and waits for it", 
   await started.promise;
   await g.close();
   const metrics = await running;
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
   assert.equal(metrics.totalFailed, 0);
   assert.equal(metrics.totalJoined, metrics.totalIngested);
 });
@@ -499,7 +479,7 @@ test("graph() a source wired straight to an output is read a bounded share at a 
   const metrics = await guard(g.run(forever(), { signal: stop.signal }), "the run");
   assert.ok(pulled <= 1000 + queueSize, `${pulled} values were read for a stop after 1000`);
   assert.equal(metrics.outputs.n, metrics.totalIngested);
-  assertConserved(metrics);
+  assertGraphConserved(metrics);
 });
 
 test("graph() metrics show an edge's queue while the node after it is busy", async () => {
@@ -532,5 +512,5 @@ test("graph() metrics show an edge's queue while the node after it is busy", asy
   assert.ok(live.itemsInFlight >= 5, "the five copies held by slow are in flight");
   first.release();
   for (let i = 1; i < 5; i++) (await gate.next()).release();
-  assertConserved(await running);
+  assertGraphConserved(await running);
 });

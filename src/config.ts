@@ -257,7 +257,8 @@ export function editDistance(a: string, b: string): number {
   return previous[b.length];
 }
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+/** The value at `path` inside `root`, or `undefined` where the path leaves the objects. @internal */
+export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let value = root;
   for (const key of path) {
     if (value === null || typeof value !== "object") return undefined;

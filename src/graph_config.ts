@@ -22,6 +22,7 @@ import {
   positiveMs,
   rateLimitSchema,
   show,
+  valueAt,
 } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { flatMapStage } from "./flat_map_stage.ts";
@@ -855,15 +856,6 @@ function unwrapSchema(schema: unknown): unknown {
     current = current._zod.def.innerType as typeof current;
   }
   return current ?? {};
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let value = root;
-  for (const key of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
 }
 
 function lowerFirst(text: string): string {

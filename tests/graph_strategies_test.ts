@@ -16,7 +16,7 @@ import {
   type StageErrorInfo,
   StatusTracker,
 } from "../mod.ts";
-import { assertGraphConserved, countingSource, deferred, range } from "./_helpers.ts";
+import { assertGraphConserved, countingSource, deferred, range, recordingLogger } from "./_helpers.ts";
 
 class Flaky extends Error {
   override name = "Flaky";
@@ -285,13 +285,7 @@ test("statusTracker sees each item's final status in a graph: completed at its o
 });
 
 test("a statusTracker that throws is logged and loses nothing", async () => {
-  const warnings: string[] = [];
-  const logger = {
-    debug() {},
-    info() {},
-    warn: (message: string) => void warnings.push(message),
-    error() {},
-  };
+  const { logger, records } = recordingLogger();
   const g = graph({
     sources: { n: source<number>() },
     logger,
@@ -303,6 +297,7 @@ test("a statusTracker that throws is logged and loses nothing", async () => {
   }, (b, { n }) => ({ out: b.add(stage("s", (x: number) => x), n) }));
   const { outputs } = await g.collect([1, 2]);
   assert.deepEqual(outputs.out, [1, 2]);
+  const warnings = records.filter((record) => record.level === "warn").map((record) => record.message);
   assert.ok(warnings.includes("statusTracker threw; the run goes on"));
 });
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { graph, source, stage } from "../mod.ts";
-import { Counter, deferred, range } from "./_helpers.ts";
+import { Counter, deferred, range, recordingLogger } from "./_helpers.ts";
 
 test("tap: a stuck tap never holds items back; once its buffer is full it drops (whenFull: drop)", async () => {
   const stuck = deferred();
@@ -49,13 +49,7 @@ test("tap: whenFull: sample keeps a uniform sample of what came while it was beh
 });
 
 test("tap: a tap that throws is logged and counted; the items move on unchanged", async () => {
-  const warnings: string[] = [];
-  const logger = {
-    debug() {},
-    info() {},
-    warn: (message: string) => void warnings.push(message),
-    error() {},
-  };
+  const { logger, records } = recordingLogger();
   const calls = new Counter();
   const g = graph({ sources: { n: source<number>() }, logger }, (b, { n }) => {
     const out = b.add(stage("id", (x: { v: number }) => x), b.add(stage("wrap", (v: number) => ({ v })), n));
@@ -71,6 +65,7 @@ test("tap: a tap that throws is logged and counted; the items move on unchanged"
   const taps = g.getMetrics().taps.flaky;
   assert.equal(taps.errors, 5);
   assert.equal(metrics.totalCompleted, 10);
+  const warnings = records.filter((record) => record.level === "warn").map((record) => record.message);
   assert.ok(warnings.includes("tap threw; the items move on unchanged"));
 });
 

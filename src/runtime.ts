@@ -255,7 +255,10 @@ interface NodeWorker {
 }
 
 interface NodeWorkerThreads {
-  Worker: new (script: URL | string, options?: { eval?: boolean; workerData?: unknown }) => NodeWorker;
+  Worker: new (
+    script: URL | string,
+    options?: { eval?: boolean; workerData?: unknown; execArgv?: readonly string[] },
+  ) => NodeWorker;
   parentPort: {
     on(event: "message", listener: (data: unknown) => void): unknown;
     postMessage(message: unknown, transfer: readonly Transferable[]): void;
@@ -270,8 +273,13 @@ interface NodeWorkerThreads {
 export async function workerSpawner(kind: WorkerKind): Promise<SpawnWorker> {
   if (kind === "web") return spawnWebWorker;
   const threads = await import(NODE_WORKER_THREADS) as NodeWorkerThreads;
-  const tsx = tsxInWorkers();
-  return (url, events, typescript = true) => spawnNodeWorker(threads, url, typescript ? tsx : undefined, events);
+  const args = (nodeProcess() as { execArgv?: readonly string[] } | undefined)?.execArgv ?? [];
+  const tsx = tsxInWorkers(args);
+  const withoutTsx = args.some((_, i) => tsxFlagLength(args, i) > 0) ? stripTsx(args) : undefined;
+  return (url, events, typescript = true) =>
+    typescript && !tsx
+      ? spawnNodeWorker(threads, url, { events }) // Node 22+ applies the inherited --import tsx in the worker
+      : spawnNodeWorker(threads, url, { events, tsx: typescript ? tsx : undefined, execArgv: withoutTsx });
 }
 
 /**
@@ -281,20 +289,41 @@ export async function workerSpawner(kind: WorkerKind): Promise<SpawnWorker> {
  * such a process, the URL of tsx's registration API, which the worker calls
  * first; undefined otherwise.
  */
-function tsxInWorkers(): string | undefined {
-  const process = nodeProcess() as { execArgv?: readonly string[]; versions?: { node?: string } } | undefined;
-  const major = Number(process?.versions?.node?.split(".")[0]);
-  const args = process?.execArgv ?? [];
-  const usesTsx = args.some((arg, i) =>
-    /^--(import|loader|experimental-loader)(=|$)/.test(arg) &&
-    /(^|[=/])tsx(\/esm)?$/.test(arg.includes("=") ? arg : args[i + 1] ?? "")
-  );
-  if (!usesTsx || !(major < 22)) return undefined;
+function tsxInWorkers(args: readonly string[]): string | undefined {
+  const major = Number((nodeProcess() as { versions?: { node?: string } } | undefined)?.versions?.node?.split(".")[0]);
+  if (!args.some((_, i) => tsxFlagLength(args, i) > 0) || !(major < 22)) return undefined;
   try {
     return import.meta.resolve("tsx/esm/api");
   } catch {
     return undefined;
   }
+}
+
+/**
+ * How many of `args`, from `i`, are a flag that loads tsx (`--import tsx`,
+ * `--import=tsx`, `--loader tsx/esm`, …): 2, 1, or 0 for another flag.
+ */
+function tsxFlagLength(args: readonly string[], i: number): number {
+  const flag = /^--(import|loader|experimental-loader)(=|$)/.exec(args[i]);
+  if (!flag) return 0;
+  const joined = flag[2] === "=";
+  const value = joined ? args[i].slice(flag[0].length) : args[i + 1] ?? "";
+  return /(^|\/)tsx(\/esm)?$/.test(value) ? (joined ? 1 : 2) : 0;
+}
+
+/**
+ * The parent's `execArgv` without its tsx flags: a worker that loads only
+ * JavaScript (or registers tsx itself) would otherwise load tsx's hooks
+ * again, which on Node 20 took ~60 ms per worker start.
+ */
+function stripTsx(args: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const length = tsxFlagLength(args, i);
+    if (length === 0) kept.push(args[i]);
+    else i += length - 1;
+  }
+  return kept;
 }
 
 /** Node's worker script: registers tsx if asked (see tsxInWorkers), then imports the entry. */
@@ -319,21 +348,45 @@ function spawnWebWorker(url: URL, events: WorkerEvents): WorkerThread {
   return thread;
 }
 
-function spawnNodeWorker(
-  threads: NodeWorkerThreads,
-  url: URL,
-  tsx: string | undefined,
-  events: WorkerEvents,
-): WorkerThread {
+/** How a Node worker starts: tsx's registration API to call first, and the `execArgv` to use instead of the parent's. */
+interface NodeSpawn {
+  readonly events: WorkerEvents;
+  readonly tsx?: string | undefined;
+  readonly execArgv?: readonly string[] | undefined;
+}
+
+function spawnNodeWorker(threads: NodeWorkerThreads, url: URL, { events, tsx, execArgv }: NodeSpawn): WorkerThread {
   const worker = tsx
-    ? new threads.Worker(NODE_BOOTSTRAP, { eval: true, workerData: { entry: url.href, tsx } })
-    : new threads.Worker(url);
+    ? newNodeWorker(threads, NODE_BOOTSTRAP, { eval: true, workerData: { entry: url.href, tsx } }, execArgv)
+    : newNodeWorker(threads, url, {}, execArgv);
   const { crash, message, thread } = liveUntilEnded(worker, events);
   worker.on("message", message);
   worker.on("error", crash);
   worker.on("messageerror", crash);
   worker.on("exit", (code) => crash(new Error(`the worker exited with code ${code}`)));
   return thread;
+}
+
+/**
+ * A Node worker with `execArgv` if given, else the parent's. Node refuses
+ * some of the parent's flags when they are given explicitly (V8's, such as
+ * `--max-old-space-size`, which apply to the whole process): then the
+ * worker inherits them all, tsx's too.
+ */
+function newNodeWorker(
+  threads: NodeWorkerThreads,
+  script: URL | string,
+  options: { eval?: boolean; workerData?: unknown },
+  execArgv: readonly string[] | undefined,
+): NodeWorker {
+  if (execArgv) {
+    try {
+      return new threads.Worker(script, { ...options, execArgv });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
+    }
+  }
+  return new threads.Worker(script, options);
 }
 
 /**

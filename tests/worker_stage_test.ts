@@ -336,6 +336,23 @@ test("workerStage(): a function in a worker filters items out by returning skip"
   assert.equal(metrics.totalIngested, metrics.totalCompleted + metrics.totalFiltered);
 });
 
+test("workerStage() on Node under --import tsx: the worker loads TypeScript without starting tsx a second time", {
+  skip: runtime() !== "node"
+    ? "Node only: its workers take the parent's execArgv"
+    : Number(process.versions.node.split(".")[0]) >= 22 && "Node 22+ keeps --import tsx: there it is what loads TypeScript",
+}, async () => {
+  const parent = process.execArgv;
+  const tsx = parent.findIndex((arg, i) => arg === "--import" && parent[i + 1] === "tsx");
+  assert.notEqual(tsx, -1, `the suite runs under node --import tsx (execArgv: ${parent.join(" ")})`);
+  const pipeline = new Pipeline({
+    name: "flags",
+    stages: [workerStage<number, string[]>("flags", functions, { threads: 1, export: "flags" })],
+  });
+  const { outputs } = await pipeline.collect([0]);
+  // The worker registers tsx itself (a .ts module loaded, this one); the inherited flag would load it again.
+  assert.deepEqual(outputs[0], parent.filter((_, i) => i !== tsx && i !== tsx + 1));
+});
+
 test("workerStage() on Node: a worker out of memory fails only its items, and the others complete on a new worker", {
   skip: runtime() !== "node" && "Node only: it starts a child Node with a small heap, which its workers inherit",
 }, async () => {

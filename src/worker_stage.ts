@@ -56,7 +56,7 @@ export interface WorkerStageOptions<I = unknown> extends CommonStageOptions {
   /**
    * The most items posted to a worker in one message when items queue up;
    * fewer are sent when the queue is short, and when items take long (a
-   * message carries about a millisecond of work, measured as the stage
+   * message carries about 4 ms of work, measured as the stage
    * runs). 1 posts every item alone.
    * Without `timeoutMs`, a worker holds up to two messages' worth, at most
    * `2 × concurrency × maxBatch` items (the next batch waits while results

@@ -274,24 +274,26 @@ export async function workerSpawner(kind: WorkerKind): Promise<SpawnWorker> {
   if (kind === "web") return spawnWebWorker;
   const threads = await import(NODE_WORKER_THREADS) as NodeWorkerThreads;
   const args = (nodeProcess() as { execArgv?: readonly string[] } | undefined)?.execArgv ?? [];
-  const tsx = tsxInWorkers(args);
-  const withoutTsx = args.some((_, i) => tsxFlagLength(args, i) > 0) ? stripTsx(args) : undefined;
+  const kept = withoutTsx(args);
+  const usesTsx = kept.length < args.length;
+  const tsx = usesTsx ? tsxInWorkers() : undefined;
+  const execArgv = usesTsx ? kept : undefined;
   return (url, events, typescript = true) =>
     typescript && !tsx
       ? spawnNodeWorker(threads, url, { events }) // Node 22+ applies the inherited --import tsx in the worker
-      : spawnNodeWorker(threads, url, { events, tsx: typescript ? tsx : undefined, execArgv: withoutTsx });
+      : spawnNodeWorker(threads, url, { events, tsx: typescript ? tsx : undefined, execArgv });
 }
 
 /**
  * Node before 22 does not give workers the module hooks of the parent's
  * `--import` (nodejs/node#47747), so a process running TypeScript through
  * tsx (`node --import tsx`) could not load a `.ts` module in a worker. For
- * such a process, the URL of tsx's registration API, which the worker calls
- * first; undefined otherwise.
+ * such a process (the caller has seen tsx's flag), the URL of tsx's
+ * registration API, which the worker calls first; undefined on Node 22+.
  */
-function tsxInWorkers(args: readonly string[]): string | undefined {
+function tsxInWorkers(): string | undefined {
   const major = Number((nodeProcess() as { versions?: { node?: string } } | undefined)?.versions?.node?.split(".")[0]);
-  if (!args.some((_, i) => tsxFlagLength(args, i) > 0) || !(major < 22)) return undefined;
+  if (!(major < 22)) return undefined;
   try {
     return import.meta.resolve("tsx/esm/api");
   } catch {
@@ -316,7 +318,7 @@ function tsxFlagLength(args: readonly string[], i: number): number {
  * JavaScript (or registers tsx itself) would otherwise load tsx's hooks
  * again, which on Node 20 took ~60 ms per worker start.
  */
-function stripTsx(args: readonly string[]): string[] {
+function withoutTsx(args: readonly string[]): string[] {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const length = tsxFlagLength(args, i);

@@ -15,6 +15,7 @@ import type { ItemId } from "./events.ts";
 import { Expansion } from "./flat_map_stage.ts";
 import type { StageCounters } from "./metrics.ts";
 import type { RunContext } from "./run_context.ts";
+import type { SettleGate } from "./settle_gate.ts";
 import type { ChildOf, StageSpec } from "./stage.ts";
 import type { Deliver } from "./stage_stream.ts";
 
@@ -35,19 +36,29 @@ export class Expander {
   readonly #next: Capacity;
   readonly #childId: (output: unknown, parent: ChildOf) => ItemId;
   readonly #last: boolean;
+  /** Told of each output made, with an acknowledging source. */
+  readonly #gate: SettleGate | undefined;
   #deliver: Deliver | undefined;
   #pending: Envelope[] = [];
   /** Rejects the read in progress on a forced shutdown. */
   #interrupt: ((reason: unknown) => void) | undefined;
   readonly #stopForce: () => void;
 
-  constructor(spec: StageSpec, run: RunContext, next: Capacity, deliver: Deliver | undefined, last: boolean) {
+  constructor(
+    spec: StageSpec,
+    run: RunContext,
+    next: Capacity,
+    deliver: Deliver | undefined,
+    last: boolean,
+    gate?: SettleGate,
+  ) {
     this.#run = run;
     this.#stage = spec.name;
     this.#counters = run.metrics.stage(spec.name);
     this.#next = next;
     this.#deliver = deliver;
     this.#last = last;
+    this.#gate = gate;
     this.#childId = spec.expand?.childId ?? ((_output, parent) => `${parent.id}.${parent.index}`);
     this.capacity = new Capacity(spec.concurrency);
     this.#stopForce = run.onForce((reason) => this.#interrupt?.(reason));
@@ -141,6 +152,7 @@ export class Expander {
         child.bornAt = parent.bornAt;
         child.workMs = parent.workMs;
         index++;
+        this.#gate?.adopt(parent.id, child.id);
         run.metrics.ingested++;
         counters.spawned++;
         await this.#put(child);

@@ -17,6 +17,7 @@ import { type PipelineSnapshot, takeSnapshot } from "./snapshot.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { type PipelineMetrics, workerNamesOf } from "./metrics.ts";
 import { type DeadLetterTarget, Outlet, type SettleListener, STREAM_OUTLET_CAPACITY } from "./outlet.ts";
+import { SettleGate } from "./settle_gate.ts";
 import { RunContext } from "./run_context.ts";
 import { openPipelineStream, type PipelineStream } from "./pipeline_stream.ts";
 import { acknowledgingOf, type AcknowledgingSource, checkSource, type Source, sourceStream } from "./source.ts";
@@ -913,7 +914,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
   ): PipelineNode[] & { outlet: Outlet } {
     const limit = mode === "run" ? Number.MAX_SAFE_INTEGER : STREAM_OUTLET_CAPACITY;
     this.#recent = !Array.isArray(target) && this.#recentErrors ? new RecentErrors(this.#recentErrors) : undefined;
-    const outlet = new Outlet(run, target, this.#deadLetters, limit, settle, this.#recent);
+    // A flatMap parent is told only once its outputs are: see SettleGate.
+    const gate = settle && this.#specs.some((spec) => spec.expand) ? new SettleGate(settle) : undefined;
+    const outlet = new Outlet(run, target, this.#deadLetters, limit, gate?.settle ?? settle, this.#recent);
     if (this.#hooks.onItemEnd) outlet.traceEnds(this.#hooks.onItemEnd, this.#specs[this.#specs.length - 1].name);
     const engines: PipelineNode[] = [];
     let next = outlet.capacity;
@@ -924,7 +927,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       let deliver = mode === "run" && last ? (chunk: Chunk) => outlet.accept(chunk, emit) : undefined;
       if (spec.expand) {
         // A flatMap stage: the engine calls fn, the expander after it reads the outputs.
-        const expander = new Expander(spec, run, next, deliver, last);
+        const expander = new Expander(spec, run, next, deliver, last, gate);
         engines.unshift(expander);
         next = expander.capacity;
         deliver = undefined;

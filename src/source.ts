@@ -43,7 +43,11 @@ export interface SettledItem {
  *   a stage dropped it, `dead-lettered` when the dead letter queue took it
  *   (kept in memory, or written to the `WritableStream`; an entry the stream
  *   refused is never told, so its message stays unacknowledged and comes
- *   back). Each item read is settled at most once per run.
+ *   back), `expanded` when a flatMap stage replaced it by its outputs. An
+ *   item a flatMap stage expanded is told (`expanded`, or `dead-lettered`
+ *   when its iterable broke) only once every output made from it, at any
+ *   depth, has ended too; the outputs themselves are not told. Each item
+ *   read is settled at most once per run.
  * - `close` is awaited once the run has nothing left in flight, after the
  *   dead letter queue was closed: flush pending acknowledgements there. A
  *   rejection makes `run()` reject.

@@ -6,7 +6,9 @@
  * `ingested = completed + failed + filtered + skipped + expanded`, nothing
  * in flight, the status tracker's counts equal to the metrics, and, for
  * runs nobody stopped, exactly the outputs, failures, filtered items and
- * expansions a plain model of the stages predicts.
+ * expansions a plain model of the stages predicts. Run through an
+ * acknowledging source ("acked"), each message is told once, and only after
+ * every item made from it (at any depth of flatMap stages) has ended.
  *
  * SLUICE_PROPERTY_RUNS sets the number of cases (default 200).
  *
@@ -17,7 +19,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
-import { flatMapStage, PermanentError, Pipeline, type PipelineMetrics, skip, stage, StatusTracker } from "../mod.ts";
+import {
+  type AcknowledgingSource,
+  flatMapStage,
+  PermanentError,
+  Pipeline,
+  type PipelineMetrics,
+  skip,
+  stage,
+  StatusTracker,
+} from "../mod.ts";
 
 interface StageCase {
   readonly kind: "map" | "filter" | "flatMap" | "asyncFlatMap" | "tasks";
@@ -33,7 +44,7 @@ interface StageCase {
 interface Case {
   readonly stages: readonly StageCase[];
   readonly items: readonly number[];
-  readonly mode: "run" | "collect" | "results" | "results-break";
+  readonly mode: "run" | "collect" | "results" | "results-break" | "acked";
   readonly stop: "none" | "graceful" | "force";
   readonly stopAfter: number;
   readonly queueSize: number;
@@ -52,7 +63,7 @@ const stageArb: fc.Arbitrary<StageCase> = fc.record({
 const caseArb: fc.Arbitrary<Case> = fc.record({
   stages: fc.array(stageArb, { minLength: 1, maxLength: 4 }),
   items: fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 30 }),
-  mode: fc.constantFrom("run", "collect", "results", "results-break"),
+  mode: fc.constantFrom("run", "collect", "results", "results-break", "acked"),
   stop: fc.constantFrom("none", "none", "graceful", "force"),
   stopAfter: fc.integer({ min: 0, max: 40 }),
   queueSize: fc.integer({ min: 1, max: 8 }),
@@ -166,7 +177,46 @@ function model(c: Case): Expected {
   return e;
 }
 
+/**
+ * The items as an acknowledging source's messages `m0`, `m1`, … and, on one
+ * clock, when each item ended (`onItemEnd`) and each message was told.
+ */
+function acknowledging(items: readonly number[]) {
+  let clock = 0;
+  let read = 0;
+  const ended = new Map<string, number>();
+  const told: { id: string; fate: string; at: number }[] = [];
+  const source: AcknowledgingSource<number> = {
+    async *[Symbol.asyncIterator]() {
+      yield* items;
+    },
+    itemId: () => `m${read++}`,
+    settle: (settled) => {
+      for (const { id, fate } of settled) told.push({ id: String(id), fate, at: ++clock });
+    },
+    close: async () => {},
+  };
+  const onItemEnd = ({ itemId }: { itemId: string | number }) => void ended.set(String(itemId), ++clock);
+  /** Each message read told once, after all of its descendants (`m3.0`, `m3.0.1`, …) ended. */
+  function check(stopped: boolean): string[] {
+    const problems: string[] = [];
+    const once = new Set(told.map((t) => t.id));
+    if (once.size !== told.length) problems.push(`a message told twice: ${told.map((t) => t.id)}`);
+    for (const { id } of told) if (!/^m\d+$/.test(id)) problems.push(`told ${id}, which the source did not hand out`);
+    if (!stopped && told.length !== items.length) problems.push(`told ${told.length} of ${items.length} messages`);
+    if (told.length !== read) problems.push(`told ${told.length} of the ${read} messages read`);
+    for (const { id, at } of told) {
+      for (const [descendant, end] of ended) {
+        if (descendant.startsWith(`${id}.`) && end > at) problems.push(`${id} told before ${descendant} ended`);
+      }
+    }
+    return problems;
+  }
+  return { source, onItemEnd, check };
+}
+
 async function runCase(c: Case): Promise<string[]> {
+  const acked = c.mode === "acked" ? acknowledging(c.items) : undefined;
   const tracker = new StatusTracker({ maxItems: 5 });
   let events = 0;
   const graceful = new AbortController();
@@ -175,6 +225,7 @@ async function runCase(c: Case): Promise<string[]> {
     queueSize: c.queueSize,
     stages: makeStages(c) as never,
     statusTracker: tracker,
+    ...(acked ? { hooks: { onItemEnd: acked.onItemEnd } } : {}),
     onEvent: () => {
       if (++events !== c.stopAfter) return;
       if (c.stop === "graceful") graceful.abort();
@@ -187,6 +238,8 @@ async function runCase(c: Case): Promise<string[]> {
   let metrics: PipelineMetrics;
   if (c.mode === "run") {
     metrics = await pipeline.run(source, options);
+  } else if (acked) {
+    metrics = await pipeline.run(acked.source as never, options);
   } else if (c.mode === "collect") {
     const result = await pipeline.collect(source, options);
     outputs = result.outputs;
@@ -222,6 +275,7 @@ async function runCase(c: Case): Promise<string[]> {
   if (stats.total !== m.totalIngested) problems.push(`tracker total ${stats.total} != ingested ${m.totalIngested}`);
   if (stats.kept > 5) problems.push(`tracker kept ${stats.kept} > maxItems`);
   const stopped = c.mode === "results-break" || (c.stop !== "none" && c.stopAfter <= events);
+  if (acked) problems.push(...acked.check(stopped));
   if (!stopped) {
     const e = model(c);
     const got = {

@@ -64,6 +64,12 @@ export function deadLetterFields(entry: DeadLetter): string[] {
   return ["itemId", String(entry.itemId), "stage", entry.stage, "reason", entry.reason, "deadLetter", json];
 }
 
+/** A dead letter to write, and the source's entry id to acknowledge with it (none for a flatMap output). */
+interface Letter {
+  readonly entry: DeadLetter;
+  readonly ack: string | undefined;
+}
+
 /**
  * A `WritableStream<DeadLetter>` for the pipeline's `deadLetterQueue`
  * option: each dead letter becomes an entry of `stream` (fields `itemId`,
@@ -113,18 +119,19 @@ export function redisDeadLetterStream(options: RedisDeadLetterStreamOptions): Wr
   const acks = resolved.source ? acknowledgeOnWrite(resolved.source, "dead-lettered") : undefined;
   const trim = maxLen === undefined ? [] : ["MAXLEN", "~", maxLen];
   const max = resolved.batchSize ?? 100;
-  const batcher = new TransactionBatcher<DeadLetter>(client, (multi, entries) => {
-    const indexes = entries.map((entry, i) => {
+  const batcher = new TransactionBatcher<Letter>(client, (multi, letters) => {
+    const indexes = letters.map(({ entry }, i) => {
       multi.call("XADD", stream, ...trim, "*", ...deadLetterFields(entry));
       return i;
     });
-    const ids = entries.flatMap((entry) => typeof entry.itemId === "string" ? [entry.itemId] : []);
+    const ids = letters.flatMap(({ ack }) => ack === undefined ? [] : [ack]);
     if (acks && ids.length > 0) multi.call("XACK", acks.stream, acks.group, ...ids);
     return indexes;
   }, max);
   let failed: { error: unknown } | undefined;
+  // Whether to acknowledge is decided as the entry comes: by the time the batch is sent, a linked write has told it.
   const written = (entry: DeadLetter) =>
-    batcher.add(entry).then(() => {}, (error) => {
+    batcher.add({ entry, ack: acks?.owns(entry.itemId) ? entry.itemId : undefined }).then(() => {}, (error) => {
       failed ??= { error };
     });
   const check = () => {

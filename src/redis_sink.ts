@@ -133,7 +133,7 @@ export function redisStreamSink(options: RedisStreamSinkOptions): Stage<RedisFie
   }, resolved.batchSize ?? 100);
   return stage(name, (fields: RedisFields, ctx) => {
     checkFields(name, fields);
-    const ack = acks && typeof ctx.itemId === "string" ? ctx.itemId : undefined;
+    const ack = acks?.owns(ctx.itemId) ? ctx.itemId : undefined;
     return batcher.add({ fields, ack }) as Promise<string>;
   }, { concurrency: resolved.batchSize ?? 100, ordered: false, maxRetries: resolved.maxRetries ?? 2 });
 }

@@ -84,17 +84,31 @@ const sourceOptionsSchema = z.strictObject({
 /** The fates a sink or dead letter stream acknowledges itself, in the same `MULTI` as its write. */
 const ackedOnWrite = new WeakMap<RedisStreamSource, Set<Fate>>();
 
+/** Whether an id is one of the source's entries in the pipeline (a flatMap stage's output's is not). */
+const handedOut = new WeakMap<RedisStreamSource, (id: string) => boolean>();
+
 /**
  * Makes the writer acknowledge the source's entries of `fate` itself (in
- * the `MULTI` of its write); returns where to acknowledge them.
+ * the `MULTI` of its write); returns where to acknowledge them, and whether
+ * an item id is an entry of the source's (only those are acknowledged: a
+ * flatMap stage's outputs carry ids of their own, and one that is not a
+ * stream id would fail the whole `XACK`).
  * @internal
  */
-export function acknowledgeOnWrite(source: RedisStreamSource, fate: Fate): { stream: string; group: string } {
+export function acknowledgeOnWrite(
+  source: RedisStreamSource,
+  fate: Fate,
+): { stream: string; group: string; owns: (id: ItemId) => id is string } {
   if (!(source instanceof RedisStreamSource)) {
     throw new TypeError(`option "source" must be a redisStreamSource(); got ${typeof source}`);
   }
   ackedOnWrite.get(source)?.add(fate);
-  return { stream: source.stream, group: source.group };
+  const holds = handedOut.get(source)!;
+  return {
+    stream: source.stream,
+    group: source.group,
+    owns: (id): id is string => typeof id === "string" && holds(id),
+  };
 }
 
 /** The most ids in one `XACK`. */
@@ -154,6 +168,7 @@ export class RedisStreamSource implements AcknowledgingSource<RedisStreamEntry> 
     this.#maxDeliveries = resolved.maxDeliveries ?? 5;
     this.#createGroup = resolved.createGroup ?? false;
     ackedOnWrite.set(this, new Set());
+    handedOut.set(this, (id) => this.#inFlight.has(id));
   }
 
   /** The entry id is the item id. */

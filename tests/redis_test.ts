@@ -12,7 +12,15 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { Redis } from "ioredis";
-import { ConfigError, type DeadLetter, DeadLetterSchema, PermanentError, Pipeline, stage } from "../mod.ts";
+import {
+  ConfigError,
+  type DeadLetter,
+  DeadLetterSchema,
+  flatMapStage,
+  PermanentError,
+  Pipeline,
+  stage,
+} from "../mod.ts";
 import {
   PoisonMessageError,
   redisDeadLetterStream,
@@ -120,6 +128,52 @@ test("a non-string field dead-letters its item only; every entry ends in the sin
     assert.match(letters[0].reason, /field "n" is 0; stream entry fields must be strings/);
     assert.equal(letters[0].error.name, "PermanentError");
     assert.equal(await client.xlen("out"), 16);
+    assert.equal(await pendingCount(client, "in", "g"), 0);
+  });
+});
+
+test("flatMap before a linked sink and dead letter stream: every entry is acked once its outputs are written or dead-lettered", async () => {
+  await withRedis(async (client) => {
+    const ids = await addEntries(client, "in", 30);
+    const source = redisStreamSource({ client, stream: "in", group: "g", consumer: "c", createGroup: true });
+    const stop = new AbortController();
+    let read = 0;
+    const pipeline = new Pipeline({
+      name: "split",
+      stages: [
+        // n % 10 === 3 fails before the split: a dead letter with the entry's own id.
+        stage("parse", (entry: RedisStreamEntry) => {
+          const n = Number(entry.fields.n);
+          if (n % 10 === 3) throw new PermanentError(`entry ${n}`);
+          return n;
+        }),
+        // Two outputs per entry, with ids "<entry id>.0" and "<entry id>.1", which are not stream ids.
+        flatMapStage("split", (n: number) => [n, -n]),
+        // An entry's second output fails when n % 10 === 7: a dead letter with an output's id.
+        stage("shape", (n: number) => {
+          if (n < 0 && -n % 10 === 7) throw new PermanentError(`output ${n}`);
+          return { n: String(n) };
+        }),
+        redisStreamSink({ client, stream: "out", source }),
+      ],
+      deadLetterQueue: () => redisDeadLetterStream({ client, stream: "dlq", source }),
+      onEvent: (event) => {
+        if (event.type === "started" && event.stage === "parse" && ++read === 30) stop.abort();
+      },
+    });
+    const metrics = await pipeline.run(source, { signal: stop.signal });
+    assert.equal(metrics.totalExpanded, 27);
+    assert.equal(metrics.totalCompleted, 54 - 3);
+    assert.equal(metrics.totalFailed, 3 + 3);
+    const letters = (await client.xrange("dlq", "-", "+")).map(([, fields]) =>
+      DeadLetterSchema.parse(fields[fields.indexOf("deadLetter") + 1]) as DeadLetter
+    );
+    assert.deepEqual(
+      letters.map((letter) => letter.itemId).sort(),
+      [ids[3], ids[13], ids[23], `${ids[7]}.1`, `${ids[17]}.1`, `${ids[27]}.1`].sort(),
+    );
+    assert.equal(await client.xlen("out"), 51);
+    // An XACK naming an output's id ("…-0.1") would fail whole, leaving the entries beside it pending.
     assert.equal(await pendingCount(client, "in", "g"), 0);
   });
 });

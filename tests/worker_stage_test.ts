@@ -339,7 +339,8 @@ test("workerStage(): a function in a worker filters items out by returning skip"
 test("workerStage() on Node under --import tsx: the worker loads TypeScript without starting tsx a second time", {
   skip: runtime() !== "node"
     ? "Node only: its workers take the parent's execArgv"
-    : Number(process.versions.node.split(".")[0]) >= 22 && "Node 22+ keeps --import tsx: there it is what loads TypeScript",
+    : Number(process.versions.node.split(".")[0]) >= 22 &&
+      "Node 22+ keeps --import tsx: there it is what loads TypeScript",
 }, async () => {
   const parent = process.execArgv;
   const tsx = parent.findIndex((arg, i) => arg === "--import" && parent[i + 1] === "tsx");

@@ -28,7 +28,7 @@ import { statusChangeOf, type StatusRecorder } from "./status_tracker.ts";
 import { pipelineSlotKey, TaskSlots } from "./task_slots.ts";
 import { type LatencyReport, latencyReport } from "./latency_report.ts";
 import { FlowControl, type PipelineStrategies, type PipelineStrategyOptions } from "./flow_control.ts";
-import { attachShutdown, runFlowControl, settleRun, strategiesIn, withTracker } from "./run_control.ts";
+import { attachShutdown, finalHaltError, runFlowControl, settleRun, strategiesIn, withTracker } from "./run_control.ts";
 import { callHook, type PipelineHooks } from "./hooks.ts";
 import { checkReplay, type ReplayEntry, replayEnvelope, unpend } from "./replay.ts";
 import type { GraphShape, ShapeOptions } from "./graph_shape.ts";
@@ -832,9 +832,21 @@ export class Pipeline<const S extends readonly AnyStage[]> {
    */
   stream(): PipelineStream<PipelineInput<S>, PipelineOutput<S>> {
     const target = this.#deadLetterTarget();
+    const deadLetters = this.#deadLetters; // this run's, whatever later runs do
     const run = this.#begin();
-    const flow = this.#strategies ? new FlowControl(run, this.#strategies, (halt) => run.force(halt.error)) : undefined;
+    // A halt stops the input as run() stops reading (the writable errors with it); force interrupts too.
+    let stopInput: ((reason: unknown) => void) | undefined;
+    const flow = this.#strategies
+      ? new FlowControl(run, this.#strategies, (halt) => {
+        stopInput?.(halt.error);
+        if (halt.force) run.force(halt.error);
+      })
+      : undefined;
     const engines = this.#engines(run, "stream", target, flow);
+    const halted = () => {
+      const halt = flow?.halted;
+      return halt && { error: finalHaltError(halt.error, halt.force, run.metrics.snapshot(), deadLetters) };
+    };
     const opened = openPipelineStream<PipelineInput<S>, PipelineOutput<S>>(
       run,
       engines,
@@ -844,7 +856,9 @@ export class Pipeline<const S extends readonly AnyStage[]> {
         this.#end(run);
         flow?.dispose();
       },
+      halted,
     );
+    stopInput = opened.closeInput;
     const entry = { stop: opened.closeInput, done: opened.finished };
     this.#active.add(entry);
     opened.finished.then(() => this.#active.delete(entry));

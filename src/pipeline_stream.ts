@@ -12,6 +12,10 @@
  *   attempts in flight are interrupted (`ctx.signal` aborts), and the items
  *   still inside are dead-lettered with a `ShutdownError` while the stages
  *   drain in the background;
+ * - a strategy halts the run (`onError` "halt", `maxSkips`, …): `writable`
+ *   errors with the `HaltError`, the stages drain (a forced halt interrupts
+ *   them), and `readable` errors with the final `HaltError` after the last
+ *   output;
  * - `finished` resolves with the final metrics once all of that is done.
  *
  * @module
@@ -33,7 +37,8 @@ export interface PipelineStream<I, O> {
   /**
    * Resolves with the final metrics once every item written has completed or
    * been dead-lettered and the dead letter sink is closed, however the
-   * stream ended. It never rejects: errors reach `readable`'s consumer.
+   * stream ended. It never rejects: errors (a halt's `HaltError` too) reach
+   * `readable`'s consumer.
    */
   readonly finished: Promise<PipelineMetrics>;
 }
@@ -45,7 +50,9 @@ export function openPipelineStream<I, O>(
   outlet: Outlet,
   ingest: (value: unknown) => Envelope,
   end: () => void,
-): PipelineStream<I, O> & { readonly closeInput: () => void } {
+  /** After the run ended: the error `readable` ends with (a halt's), if any. */
+  failure: () => { error: unknown } | undefined = () => undefined,
+): PipelineStream<I, O> & { readonly closeInput: (reason?: unknown) => void } {
   const head = engines[0];
   const headWriter = head.stream.writable.getWriter();
   const reader = pipeThroughEngines(head.stream.readable, engines.slice(1)).getReader();
@@ -101,8 +108,8 @@ export function openPipelineStream<I, O>(
         const { done, value } = await reader.read();
         if (done) {
           await finish();
-          const error = producerAborted ? producerAborted.reason : sinkError?.error;
-          if (producerAborted || sinkError) controller.error(error);
+          const ending = producerAborted ? { error: producerAborted.reason } : sinkError ?? failure();
+          if (ending) controller.error(ending.error);
           else controller.close();
           return;
         }
@@ -126,10 +133,12 @@ export function openPipelineStream<I, O>(
     },
   }, { highWaterMark: STREAM_OUTLET_CAPACITY }); // read ahead, so the last stage works while the consumer is busy
 
-  /** For pipeline.close(): no more writes, the stages drain. */
-  const stopInput = () => {
+  /** For pipeline.close() and a halt: no more writes (they fail with `reason`), the stages drain. */
+  const stopInput = (
+    reason: unknown = new TypeError("pipeline.close() closed this stream's writable side; no more writes"),
+  ) => {
     if (inputClosed) return;
-    writableController.error(new TypeError("pipeline.close() closed this stream's writable side; no more writes"));
+    writableController.error(reason);
     closeInput();
   };
   return { writable, readable, finished, closeInput: stopInput };

@@ -142,8 +142,8 @@ export async function settleRun<M extends PipelineMetrics>(ending: RunEnding<M>)
   return metrics;
 }
 
-/** The HaltError a run rejects with: the halt as asked for, with the run's final account. */
-function finalHaltError(
+/** The HaltError a run rejects with: the halt as asked for, with the run's final account. @internal */
+export function finalHaltError(
   asked: HaltError,
   force: boolean,
   metrics: PipelineMetrics,

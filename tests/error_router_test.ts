@@ -11,7 +11,7 @@ import {
   stage,
   type StageErrorInfo,
 } from "../mod.ts";
-import { range, recordingLogger } from "./_helpers.ts";
+import { range, readableOf, recordingLogger } from "./_helpers.ts";
 
 class Transient extends Error {
   override name = "Transient";
@@ -235,6 +235,85 @@ test("'halt' stops reading, drains, and run rejects with a HaltError naming the 
   assert.deepEqual(error.deadLetters.map((letter) => letter.itemId), [5]);
   assert.deepEqual(pipeline.deadLetters.map((letter) => letter.itemId), [5]);
 });
+
+test(
+  "a halt in stream(): the writable errors, what was inside drains, and the readable errors with the final HaltError",
+  { timeout: 20_000 },
+  async () => {
+    let read = 0;
+    const source = new ReadableStream<number>({
+      pull(controller) {
+        if (read === 10_000) controller.close();
+        else controller.enqueue(read++);
+      },
+    });
+    const pipeline = new Pipeline({
+      name: "halts",
+      queueSize: 4,
+      stages: [
+        stage("check", (n: number) => {
+          if (n === 5) throw new Fatal("corrupt input");
+          return n;
+        }, { onError: [[Fatal, "halt"]] }),
+        stage("load", async (n: number) => n),
+      ],
+    });
+    const { writable, readable, finished } = pipeline.stream();
+    const piped = source.pipeTo(writable).then(() => undefined, (e: unknown) => e);
+    const outputs: number[] = [];
+    const error = await (async () => {
+      for await (const n of readable) outputs.push(n);
+    })().then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof HaltError, String(error));
+    assert.equal(error.stage, "check");
+    assert.equal(error.itemId, 5);
+    assert.equal(error.mode, "graceful");
+    assert.ok((await piped) instanceof HaltError, "the producer's writes fail with the halt");
+    assert.ok(read < 10_000, `the source was read on after the halt: ${read} items`);
+    const metrics = await finished;
+    conserved(metrics);
+    assert.deepEqual(error.metrics, metrics);
+    assert.equal(metrics.totalFailed, 1);
+    assert.equal(metrics.totalCompleted, metrics.totalIngested - 1);
+    assert.deepEqual(outputs, Array.from({ length: metrics.totalIngested }, (_, i) => i).filter((n) => n !== 5));
+    assert.deepEqual(error.deadLetters.map((letter) => letter.itemId), [5]);
+  },
+);
+
+test(
+  "a forced halt in stream(): attempts in flight are interrupted, and the readable errors with a HaltError of mode force",
+  { timeout: 20_000 },
+  async () => {
+    const pipeline = new Pipeline({
+      name: "force",
+      stages: [
+        stage("check", async (n: number, ctx) => {
+          if (n === 3) throw new Fatal("stop now");
+          if (n > 3) {
+            await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+          }
+          return n;
+        }, { concurrency: 8, onError: [[Fatal, { halt: "force" }]] }),
+      ],
+    });
+    const source = readableOf([0, 1, 2, 3, 4, 5, 6]);
+    const outputs: number[] = [];
+    const error = await (async () => {
+      for await (const n of source.pipeThrough(pipeline.stream())) outputs.push(n);
+    })().then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof HaltError, String(error));
+    assert.equal(error.mode, "force");
+    assert.deepEqual(outputs, [0, 1, 2]);
+    const metrics = error.metrics!;
+    conserved(metrics);
+    assert.equal(metrics.totalCompleted, 3);
+    assert.deepEqual(
+      error.deadLetters.map((letter) => letter.itemId).sort(),
+      [3, 4, 5, 6].slice(0, metrics.totalFailed),
+    );
+    assert.ok(error.deadLetters.filter((letter) => letter.itemId !== 3).every((l) => l.error.name === "ShutdownError"));
+  },
+);
 
 test("{ halt: 'force' } interrupts the attempts in flight: their items are dead-lettered with a ShutdownError caused by the halt", async () => {
   const pipeline = new Pipeline({

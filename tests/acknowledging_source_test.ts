@@ -22,6 +22,7 @@ import {
   type SettledItem,
   stage,
 } from "../mod.ts";
+import { deferred } from "./_helpers.ts";
 
 interface Message {
   readonly id: string;
@@ -99,13 +100,6 @@ test("the id option and an acknowledging source do not go together", async () =>
   const pipeline = new Pipeline({ name: "ids", stages: [stage("s", (m: Message) => m)], id: (m) => m.id });
   await assert.rejects(pipeline.run(source), /the source gives its items their ids \(an AcknowledgingSource\)/);
 });
-
-/** A promise and its resolve. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /**
  * A pipeline whose last stage, "hold", keeps every item until `release` and

@@ -200,15 +200,9 @@ test("a matcher or action that throws is logged; the item is not lost", async ()
   conserved(metrics);
 });
 
-test("'halt' stops reading, drains, and run rejects with a HaltError naming the stage and item, with the run's account", async () => {
-  let read = 0;
-  function* source() {
-    for (let i = 0; i < 10_000; i++) {
-      read++;
-      yield i;
-    }
-  }
-  const pipeline = new Pipeline({
+/** Halts gracefully at item 5, in its first stage. */
+function halting() {
+  return new Pipeline({
     name: "halts",
     queueSize: 4,
     stages: [
@@ -219,6 +213,17 @@ test("'halt' stops reading, drains, and run rejects with a HaltError naming the 
       stage("load", async (n: number) => n),
     ],
   });
+}
+
+test("'halt' stops reading, drains, and run rejects with a HaltError naming the stage and item, with the run's account", async () => {
+  let read = 0;
+  function* source() {
+    for (let i = 0; i < 10_000; i++) {
+      read++;
+      yield i;
+    }
+  }
+  const pipeline = halting();
   const error = await pipeline.run(source()).then(() => undefined, (e: unknown) => e);
   assert.ok(error instanceof HaltError, String(error));
   assert.equal(error.stage, "check");
@@ -247,17 +252,7 @@ test(
         else controller.enqueue(read++);
       },
     });
-    const pipeline = new Pipeline({
-      name: "halts",
-      queueSize: 4,
-      stages: [
-        stage("check", (n: number) => {
-          if (n === 5) throw new Fatal("corrupt input");
-          return n;
-        }, { onError: [[Fatal, "halt"]] }),
-        stage("load", async (n: number) => n),
-      ],
-    });
+    const pipeline = halting();
     const { writable, readable, finished } = pipeline.stream();
     const piped = source.pipeTo(writable).then(() => undefined, (e: unknown) => e);
     const outputs: number[] = [];

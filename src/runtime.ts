@@ -423,6 +423,8 @@ function liveUntilEnded(
 
 interface WorkerScope {
   addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+  addEventListener(type: "error", listener: (event: ErrorEvent) => void): void;
+  addEventListener(type: "unhandledrejection", listener: (event: PromiseRejectionEvent) => void): void;
   postMessage(message: unknown, transfer: Transferable[]): void;
 }
 
@@ -432,14 +434,30 @@ export type PostToParent = (message: unknown, transfer: Transferable[]) => void;
 /**
  * From inside a worker: listens to the thread that started it (a Web
  * worker's global scope, at once, so no early message is missed; or Node's
- * `parentPort`) and gives the way to post back.
+ * `parentPort`) and gives the way to post back. In a Web worker an uncaught
+ * error or unhandled rejection goes to `uncaught` and counts as handled
+ * (Deno would print it as "Uncaught (in worker)"); Node tells the parent's
+ * `Worker` itself, quietly.
  * @internal
  */
-export async function connectToParent(listener: (data: unknown) => void): Promise<PostToParent> {
+export async function connectToParent(
+  listener: (data: unknown) => void,
+  uncaught?: (error: unknown) => void,
+): Promise<PostToParent> {
   const scope = globalThis as unknown as Partial<WorkerScope>;
   if (typeof scope.postMessage === "function" && typeof scope.addEventListener === "function") {
     const web = scope as WorkerScope;
     web.addEventListener("message", (event) => listener(event.data));
+    if (uncaught) {
+      web.addEventListener("error", (event) => {
+        event.preventDefault();
+        uncaught(event.error ?? new Error(event.message || "uncaught error in the worker"));
+      });
+      web.addEventListener("unhandledrejection", (event) => {
+        event.preventDefault();
+        uncaught(event.reason);
+      });
+    }
     return (message, transfer) => web.postMessage(message, transfer);
   }
   const port = (await import(NODE_WORKER_THREADS) as NodeWorkerThreads).parentPort;

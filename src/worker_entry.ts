@@ -38,7 +38,7 @@ const post = await connectToParent((data) => {
   if (message.type === "init") return void load(message);
   for (const job of message.jobs) queue.push(job);
   pump();
-});
+}, (error) => post({ type: "uncaught", error: toWireError(error) }, []));
 
 reportExits();
 

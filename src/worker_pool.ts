@@ -257,6 +257,10 @@ export class WorkerPool {
       thread.worker.terminate();
       return this.#crashed(thread, new Error(`the worker exited with code ${message.code ?? 0}`));
     }
+    if (message.type === "uncaught") {
+      thread.worker.terminate();
+      return this.#crashed(thread, fromWireError(message.error));
+    }
     if (message.type === "loadFailed") {
       const error = fromWireError(message.error);
       return this.#cannotRun(`could not load its function from ${this.#options.module}: ${error.message}`, error);

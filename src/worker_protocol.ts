@@ -71,5 +71,16 @@ export interface ExitMessage {
   readonly code: number | undefined;
 }
 
+/**
+ * An error nothing caught, or a rejection nothing handled, in a Web worker:
+ * the worker goes on, but what it was running may never settle, so the
+ * parent replaces it as it would a crashed one.
+ * @internal
+ */
+export interface UncaughtMessage {
+  readonly type: "uncaught";
+  readonly error: WireError;
+}
+
 /** @internal */
-export type FromWorker = ReadyMessage | DoneMessage | LoadFailedMessage | ExitMessage;
+export type FromWorker = ReadyMessage | DoneMessage | LoadFailedMessage | ExitMessage | UncaughtMessage;

@@ -7,15 +7,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { bin, nodeOnly, root, run, skipBecause } from "./fixtures/runtimes.ts";
+import { commandFor, nodeOnly, root, run, skipBecause } from "./fixtures/runtimes.ts";
 
 const skip = skipBecause("tests/examples_test.ts", nodeOnly);
-
-const runtimes: Record<string, (file: string) => [string, string[]]> = {
-  node: (file) => [process.execPath, ["--import", "tsx", file]],
-  deno: (file) => [bin("deno"), ["run", "-A", file]],
-  bun: (file) => [bin("bun"), [file]],
-};
 
 /** Each example and lines its output must hold. */
 const examples: Record<string, RegExp[]> = {
@@ -33,7 +27,7 @@ const examples: Record<string, RegExp[]> = {
 };
 
 for (const [file, expected] of Object.entries(examples)) {
-  for (const [runtime, command] of Object.entries(runtimes)) {
+  for (const [runtime, command] of Object.entries(commandFor)) {
     test(`${file} runs on ${runtime}`, { skip }, async () => {
       const [executable, args] = command(file);
       const result = await run(executable, args, { cwd: root, env: { NO_COLOR: "1" } });

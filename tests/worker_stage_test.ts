@@ -14,6 +14,7 @@ import {
   workerStage,
 } from "../mod.ts";
 import { guard, mulberry32, range, recordingLogger, runtime } from "./_helpers.ts";
+import { commandFor, nodeOnly, root, run, skipBecause } from "./fixtures/runtimes.ts";
 
 const functions = new URL("./fixtures/worker_functions.ts", import.meta.url);
 const noDelay = { initialDelayMs: 0, maxDelayMs: 0, jitter: false } as const;
@@ -335,6 +336,22 @@ test("workerStage(): a function in a worker filters items out by returning skip"
   assert.equal(metrics.totalFiltered, 5);
   assert.equal(metrics.totalIngested, metrics.totalCompleted + metrics.totalFiltered);
 });
+
+for (const [name, command] of Object.entries(commandFor)) {
+  test(`workerStage() on ${name}: a worker's uncaught error and unhandled rejection are handled quietly`, {
+    skip: skipBecause("tests/worker_stage_test.ts", nodeOnly),
+  }, async () => {
+    const [executable, args] = command("tests/fixtures/worker_crash.ts");
+    const result = await run(executable, args, { cwd: root, env: { NO_COLOR: "1" } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "null"), [
+      "uncaught survived on attempt 2",
+      "rejected survived on attempt 2",
+    ]);
+    // Deno printed each as "error: Uncaught (in worker …)" although the stage had handled it.
+    assert.doesNotMatch(result.stderr, /uncaught|unhandled/i, result.stderr);
+  });
+}
 
 test("workerStage() on Node under --import tsx: the worker loads TypeScript without starting tsx a second time", {
   skip: runtime() !== "node"

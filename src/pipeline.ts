@@ -835,10 +835,10 @@ export class Pipeline<const S extends readonly AnyStage[]> {
     const deadLetters = this.#deadLetters; // this run's, whatever later runs do
     const run = this.#begin();
     // A halt stops the input as run() stops reading (the writable errors with it); force interrupts too.
-    let stopInput: ((reason: unknown) => void) | undefined;
+    const input: { stop?: (reason: unknown) => void } = {}; // set once the stream is open, before any item runs
     const flow = this.#strategies
       ? new FlowControl(run, this.#strategies, (halt) => {
-        stopInput?.(halt.error);
+        input.stop?.(halt.error);
         if (halt.force) run.force(halt.error);
       })
       : undefined;
@@ -858,7 +858,7 @@ export class Pipeline<const S extends readonly AnyStage[]> {
       },
       halted,
     );
-    stopInput = opened.closeInput;
+    input.stop = opened.closeInput;
     const entry = { stop: opened.closeInput, done: opened.finished };
     this.#active.add(entry);
     opened.finished.then(() => this.#active.delete(entry));

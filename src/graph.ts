@@ -10,7 +10,7 @@ import { show, validate } from "./config.ts";
 import { runOptionsSchema } from "./config.ts";
 import type { DeadLetter } from "./dead_letter.ts";
 import type { RunOptions } from "./pipeline.ts";
-import { checkSource, type Source } from "./source.ts";
+import { acknowledgingOf, checkSource, type Source } from "./source.ts";
 import type { GraphShape, ShapeOptions } from "./graph_shape.ts";
 import { type MermaidOptions, toMermaid } from "./mermaid.ts";
 import { toOutline } from "./outline.ts";
@@ -125,7 +125,7 @@ export class Graph<In, Out> {
    * console.assert(metrics.outputs.even === 1 && metrics.outputs.odd === 2);
    * ```
    *
-   * @throws {TypeError} when a source cannot be read or is missing.
+   * @throws {TypeError} when a source cannot be read, is missing, or is an `AcknowledgingSource` (read one with a `Pipeline`).
    * @throws a source's own error, after everything already read has finished.
    */
   run(sources: GraphInput<In>, options: RunOptions = {}): Promise<GraphMetrics> {
@@ -365,7 +365,7 @@ export class Graph<In, Out> {
           }); pass them by name: run({ ${names.join(": …, ")}: … })`,
         );
       }
-      checkSource(sources);
+      this.#checkSource(names[0], sources);
       return { [names[0]]: sources as Source<unknown> };
     }
     if (typeof sources !== "object" || sources === null) {
@@ -385,9 +385,21 @@ export class Graph<In, Out> {
       if (!(name in record)) {
         throw new TypeError(`Graph "${this.name}": source "${name}" is missing; pass every source by name`);
       }
-      checkSource(record[name]);
+      this.#checkSource(name, record[name]);
     }
     return record;
+  }
+
+  /** A source a graph can read: not an acknowledging one, whose messages it would never acknowledge. */
+  #checkSource(name: string, source: unknown): void {
+    checkSource(source);
+    if (acknowledgingOf(source)) {
+      throw new TypeError(
+        `Graph "${this.name}": source "${name}" is an AcknowledgingSource (a queue that acknowledges a message once ` +
+          `its item has ended, such as redisStreamSource()); graphs do not tell sources the fates of their items, so ` +
+          `its messages would never be acknowledged and would be delivered again: read it with a Pipeline`,
+      );
+    }
   }
 }
 

@@ -1,6 +1,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type DeadLetter, graph, PermanentError, type PipelineEvent, RouteError, skip, source, stage } from "../mod.ts";
+import {
+  type AcknowledgingSource,
+  type DeadLetter,
+  graph,
+  PermanentError,
+  type PipelineEvent,
+  RouteError,
+  skip,
+  source,
+  stage,
+} from "../mod.ts";
 import { assertGraphConserved, Counter, countingSource, deferred, Gate, guard, range } from "./_helpers.ts";
 
 test("graph() route sends each item to exactly one branch, the default taking the rest", async () => {
@@ -225,6 +235,25 @@ test("graph() run takes one source alone when the graph has one, and names the s
   assert.throws(() => two.run([1] as never), { name: "TypeError", message: /has 2 sources \("a", "b"\)/ });
   assert.throws(() => two.run({ a: [1] } as never), { name: "TypeError", message: /source "b" is missing/ });
   assert.throws(() => two.run({ a: [], b: [], c: [] } as never), { message: /"c" is not one of its sources/ });
+});
+
+test("graph() refuses an AcknowledgingSource, whose messages it would never acknowledge, before reading it", () => {
+  let read = false;
+  const queue: AcknowledgingSource<number> = {
+    async *[Symbol.asyncIterator]() {
+      read = true;
+      yield 1;
+    },
+    itemId: (n) => n,
+    settle: () => {},
+    close: async () => {},
+  };
+  const g = graph({ sources: { n: source<number>() } }, (_b, { n }) => ({ n }));
+  const refused = { name: "TypeError", message: /source "n" is an AcknowledgingSource .*read it with a Pipeline/ };
+  assert.throws(() => g.run(queue), refused);
+  assert.throws(() => g.run({ n: queue }), refused);
+  assert.throws(() => g.start({ n: queue }), refused);
+  assert.equal(read, false);
 });
 
 test("graph() stream(): one writable per source, outputs as ReadableStreams", async () => {

@@ -316,3 +316,9 @@ export function assertGraphConserved(m: GraphMetrics): void {
   );
   assert.equal(m.itemsInFlight, 0);
 }
+
+/** `true` when `A` and `B` are the same type (for the compile-time type tests). */
+export type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+
+/** Compiles only when `T` is `true`: `expectType<Equals<A, B>>()`. */
+export function expectType<T extends true>(_proof?: T): void {}

@@ -7,9 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { graph, type Handle, source, stage } from "../mod.ts";
-
-type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
-function expectType<T extends true>(_proof?: T): void {}
+import { type Equals, expectType } from "./_helpers.ts";
 
 interface Order {
   readonly id: string;

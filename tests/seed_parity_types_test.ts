@@ -17,9 +17,7 @@ import {
   stage,
   StatusTracker,
 } from "../mod.ts";
-
-type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
-function expectType<T extends true>(_proof?: T): void {}
+import { type Equals, expectType } from "./_helpers.ts";
 
 // A stage that may return skip gives the next stage only real values.
 const evens = stage("evens", (n: number) => n % 2 === 0 ? n : skip);

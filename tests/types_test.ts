@@ -18,11 +18,7 @@ import {
   type StageInput,
   type StageOutput,
 } from "../mod.ts";
-
-/** `true` when `A` and `B` are the same type. */
-type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
-/** Compiles only when `T` is `true`. */
-function expectType<T extends true>(_proof?: T): void {}
+import { type Equals, expectType } from "./_helpers.ts";
 
 interface Order {
   readonly id: string;

@@ -141,7 +141,7 @@ function ioBound(n: number): CaseRun {
     streaming: false,
     sink: { kind: "sync", write: tally.write },
   };
-  // Completion order is not output order for every contender here (sluice's sink sits inside the stage): only count.
+  // Completion order is not output order for every contender here (the worker pool sinks as items complete): only count.
   const expected = { count: n, sum: (n * (n - 1)) / 2 + n, deadLettered: 0, retries: 0, ordered: false, ingested: n };
   return { job, verify: (outcome) => checkTally(tally, outcome, expected) };
 }

@@ -1,11 +1,14 @@
 /**
  * sluice through its public API only: `new Pipeline({ name, stages: [stage(...)…] })`
- * and `pipeline.run(source)`, with metrics, an `onEvent` listener that counts
- * every event, and the in-memory dead letter queue all on.
+ * and `pipeline.collect(source)` or `pipeline.run(source)`, with metrics, an
+ * `onEvent` listener that counts every event, and the in-memory dead letter
+ * queue all on.
  *
- * `run()` keeps no outputs (the last stage is where a sluice pipeline writes
- * its results), so a cheap synchronous sink is called inside the last stage,
- * and a slow asynchronous sink is a stage of its own with concurrency 1.
+ * Sinks, in the idiom that matches p-map's contender: when the job's outputs
+ * may be collected and then sunk (a cheap synchronous sink, not streaming),
+ * `pipeline.collect(source)` and then the sink, as `pMap` then the sink; when
+ * they must reach the sink as they are made, `run()` with the sink inside the
+ * last stage; a slow asynchronous sink is a stage of its own with concurrency 1.
  *
  * @module
  */
@@ -52,7 +55,8 @@ class EventCounts {
 export function sluiceOn({ Pipeline, stage }: Sluice, name = "sluice"): Contender {
   return {
     name,
-    how: "new Pipeline({ stages: [stage(fn, { concurrency, ordered })…], onEvent }).run(source)",
+    how:
+      "new Pipeline({ stages: [stage(fn, { concurrency, ordered })…], onEvent }).collect(source) then sink the outputs; run(source) with the sink in the last stage when streaming",
     run: (job) => runJob(job, Pipeline, stage),
   };
 }
@@ -77,11 +81,23 @@ async function runJob(job: Job, Pipeline: Sluice["Pipeline"], stage: Sluice["sta
   const events = new EventCounts();
   const queueSize = job.queueSize === undefined ? {} : { queueSize: job.queueSize };
   const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener, ...queueSize });
-  const metrics = await pipeline.run(job.source());
+  let metrics: PipelineMetrics;
+  if (collects(job)) {
+    const collected = await pipeline.collect(job.source());
+    for (const value of collected.outputs) sink.write(value);
+    metrics = collected.metrics;
+  } else {
+    metrics = await pipeline.run(job.source());
+  }
   check(metrics, events, pipeline.deadLetters.length);
   let retries = 0;
   for (const name in metrics.stageMetrics) retries += metrics.stageMetrics[name].retries;
   return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
+}
+
+/** Whether the job's outputs may be collected and sunk at the end (as `pMap` does), rather than sunk as they are made. */
+function collects(job: Job): boolean {
+  return job.sink.kind === "sync" && !job.streaming;
 }
 
 /**
@@ -104,7 +120,7 @@ function stageFor(
   const fn = job.fns[index];
   const sink = job.sink;
   const name = `s${index + 1}`;
-  if (index === job.fns.length - 1 && sink.kind === "sync") {
+  if (index === job.fns.length - 1 && sink.kind === "sync" && !collects(job)) {
     return stage(name, async (value: unknown, ctx) => {
       const output = await fn(value, ctx.attempt);
       sink.write(output);

@@ -75,14 +75,15 @@ async function runJob(job: Job, Pipeline: Sluice["Pipeline"], stage: Sluice["sta
     stageFor(stage, job, 0, options),
     ...job.fns.slice(1).map((_, i) => stageFor(stage, job, i + 1, options)),
   ];
-  if (sink.kind === "async") stages.push(stage("sink", (value: unknown) => sink.write(value)));
+  const placement = sinkPlacement(job);
+  if (placement === "own stage") stages.push(stage("sink", (value: unknown) => sink.write(value)));
   else if (last < 0) throw new Error("a sluice pipeline needs at least one stage");
 
   const events = new EventCounts();
   const queueSize = job.queueSize === undefined ? {} : { queueSize: job.queueSize };
   const pipeline = new Pipeline({ name: "bench", stages, onEvent: events.listener, ...queueSize });
   let metrics: PipelineMetrics;
-  if (collects(job)) {
+  if (placement === "after") {
     const collected = await pipeline.collect(job.source());
     for (const value of collected.outputs) sink.write(value);
     metrics = collected.metrics;
@@ -95,9 +96,15 @@ async function runJob(job: Job, Pipeline: Sluice["Pipeline"], stage: Sluice["sta
   return { deadLettered: metrics.deadLetterCount, retries, ingested: metrics.totalIngested };
 }
 
-/** Whether the job's outputs may be collected and sunk at the end (as `pMap` does), rather than sunk as they are made. */
-function collects(job: Job): boolean {
-  return job.sink.kind === "sync" && !job.streaming;
+/**
+ * Where the job's sink goes: `after` the run, over `collect()`'s outputs (a
+ * cheap sink whose outputs may be collected, as `pMap` then the sink); in the
+ * `last stage` (a cheap sink that must see outputs as they are made); or its
+ * `own stage` with concurrency 1 (a slow asynchronous sink).
+ */
+function sinkPlacement(job: Job): "after" | "last stage" | "own stage" {
+  if (job.sink.kind === "async") return "own stage";
+  return job.streaming ? "last stage" : "after";
 }
 
 /**
@@ -120,7 +127,7 @@ function stageFor(
   const fn = job.fns[index];
   const sink = job.sink;
   const name = `s${index + 1}`;
-  if (index === job.fns.length - 1 && sink.kind === "sync" && !collects(job)) {
+  if (index === job.fns.length - 1 && sinkPlacement(job) === "last stage") {
     return stage(name, async (value: unknown, ctx) => {
       const output = await fn(value, ctx.attempt);
       sink.write(output);

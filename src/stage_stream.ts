@@ -289,22 +289,24 @@ export class StageEngine {
       if (first) envelope.bornAt = now;
       if (announce) this.#run.emit({ type: "queued", itemId: envelope.id, stage, timestamp });
       this.#unstarted++;
-      if (!batch) {
-        if (items !== chunk) items.push(envelope);
-        continue;
-      }
-      this.#forming.push(envelope);
-      if (this.#forming.length >= this.#spec.batchSize) this.closeBatch();
-      else if (this.#forming.length === 1 && this.#spec.flushIntervalMs !== undefined) {
-        this.#formingTimer = setTimeout(() => {
-          this.closeBatch();
-          this.pump();
-        }, this.#spec.flushIntervalMs);
-      }
+      if (batch) this.addToBatch(envelope);
+      else if (items !== chunk) items.push(envelope);
     }
     if (!batch && items.length > 0) this.#waiting.push(items);
     this.pump(now);
     if (this.#outbox.length > 0) this.scheduleFlush();
+  }
+
+  /** Batch stages: `item` joins the batch being formed, which closes when full (or its flush interval ends). */
+  private addToBatch(item: Item): void {
+    this.#forming.push(item);
+    if (this.#forming.length >= this.#spec.batchSize) this.closeBatch();
+    else if (this.#forming.length === 1 && this.#spec.flushIntervalMs !== undefined) {
+      this.#formingTimer = setTimeout(() => {
+        this.closeBatch();
+        this.pump();
+      }, this.#spec.flushIntervalMs);
+    }
   }
 
   /** Epoch milliseconds of a `performance.now()` reading. */
@@ -338,11 +340,8 @@ export class StageEngine {
 
   /** The group of the next waiting unit, one item (item stage) or a batch, to start on `worker`. */
   private nextGroup(worker: number, now: number): Group {
+    if (this.#batch) return this.nextBatch(worker, now);
     const seq = this.#nextSeq++;
-    if (this.#batch) {
-      const batch = this.#waiting.shift()!;
-      return new Group(batch[0], batch, this.#site, worker, seq, now);
-    }
     const chunk = this.#waiting.peek()!;
     const item = chunk[this.#waitingAt++];
     if (this.#waitingAt === chunk.length) {
@@ -352,15 +351,24 @@ export class StageEngine {
     return new Group(item, undefined, this.#site, worker, seq, now);
   }
 
+  private nextBatch(worker: number, now: number): Group {
+    const batch = this.#waiting.shift()!;
+    return new Group(batch[0], batch, this.#site, worker, this.#nextSeq++, now);
+  }
+
   private start(group: Group, now: number): void {
-    const spec = this.#spec;
     const size = group.size;
     this.#unstarted -= size;
     this.#counters.inFlight += size;
     const input = group.input(this.#batch);
-    if (this.#inline && !this.#run.forced) {
-      this.firstAttempt(group, input);
-    } else if (this.#run.forced) {
+    if (this.#inline && !this.#run.forced) this.firstAttempt(group, input);
+    else this.startOtherwise(group, input, now);
+  }
+
+  /** A start that is not an inline first attempt: a forced shutdown, tasks retried one by one, or a timeout. */
+  private startOtherwise(group: Group, input: unknown, now: number): void {
+    const spec = this.#spec;
+    if (this.#run.forced) {
       this.failed(group, new ShutdownError(spec.name, { cause: this.#run.forced.reason }), 1, now);
     } else if (spec.runTaskByTask) {
       this.settleWhenDone(group, spec.runTaskByTask(input, group));
@@ -392,27 +400,30 @@ export class StageEngine {
       }
       if (this.#running[worker] !== group) return; // a listener forced a shutdown: this attempt must not run
     }
-    if (this.#run.logsDebug) {
-      this.#run.log("debug", "attempt started", {
-        stage: this.#spec.name,
-        ...idFields(group.itemIds),
-        attempt: 1,
-        worker,
-      });
-    }
+    if (this.#run.logsDebug) this.logStarted(group);
     let result: unknown;
     try {
       result = this.#spec.attempt(input, group);
     } catch (error) {
-      return this.firstAttemptFailed(worker, error, this.#run.clock.now());
+      return this.threwAtOnce(worker, error);
     }
     if (isPromiseLike(result)) {
       // Through Promise.resolve: a thenable that calls back at once would be
       // seen inside this call, where the shared clock reading does not hold.
       Promise.resolve(result).then(this.#onFirstAttemptDone[worker], this.#onFirstAttemptFailed[worker]);
     } else {
-      this.firstAttemptDone(worker, result, this.#run.clock.now());
+      this.returnedAtOnce(worker, result);
     }
+  }
+
+  /** The stage function returned a value, not a promise: settled now, so a fresh clock reading. */
+  private returnedAtOnce(worker: number, result: unknown): void {
+    this.firstAttemptDone(worker, result, this.#run.clock.now());
+  }
+
+  /** The stage function threw (did not reject): failed now, so a fresh clock reading. */
+  private threwAtOnce(worker: number, error: unknown): void {
+    this.firstAttemptFailed(worker, error, this.#run.clock.now());
   }
 
   /**
@@ -464,6 +475,15 @@ export class StageEngine {
     }
   }
 
+  private logStarted(group: Group): void {
+    this.#run.log("debug", "attempt started", {
+      stage: this.#spec.name,
+      ...idFields(group.itemIds),
+      attempt: 1,
+      worker: group.worker,
+    });
+  }
+
   /** A batch's `started` events, one per item. */
   private announceStarted(group: Group): void {
     const timestamp = this.epoch(group.startedAt);
@@ -480,12 +500,47 @@ export class StageEngine {
     }
   }
 
-  /** The unit succeeded at `now`: `result` is the item's output, or a batch's outputs. */
+  /**
+   * The unit succeeded at `now`: `result` is the item's output, or a batch's
+   * outputs. An item stage's path has no loop and no batch branch: the
+   * smaller a hot method, the more of its callees V8 inlines into it.
+   */
   private succeeded(group: Group, result: unknown, attempts: number, now: number): void {
-    if (result === skip || (this.#batch && (result as readonly unknown[]).includes(skip))) {
-      return this.filtered(group, result, attempts, now);
+    if (this.#batch) return this.batchSucceeded(group, result as readonly unknown[], attempts, now);
+    if (result === skip) return this.filtered(group, result, attempts, now);
+    const counters = this.#counters;
+    const run = this.#run;
+    const item = group.item;
+    const worker = group.worker;
+    const durationMs = now - group.startedAt;
+    counters.inFlight--;
+    counters.succeeded++;
+    counters.workerProcessed[worker]++;
+    counters.workerBusyMs[worker] += durationMs;
+    counters.latencyTotalMs += durationMs;
+    counters.latency.record(durationMs);
+    item.value = result;
+    item.workMs += durationMs;
+    if (run.logsDebug) this.logCompleted(group, attempts, durationMs);
+    if (run.hasListener) {
+      run.emit({
+        type: "completed",
+        itemId: item.id,
+        stage: this.#spec.name,
+        attempt: attempts,
+        worker,
+        durationMs,
+        timestamp: this.epoch(now),
+      });
     }
-    const size = group.size;
+    this.inLine(group, now);
+  }
+
+  /** A batch succeeded at `now` with `results`, one per item. */
+  private batchSucceeded(group: Group, results: readonly unknown[], attempts: number, now: number): void {
+    if (results.includes(skip)) return this.filtered(group, results, attempts, now);
+    const items = group.items;
+    const size = items.length;
     const counters = this.#counters;
     const run = this.#run;
     const durationMs = now - group.startedAt;
@@ -494,30 +549,18 @@ export class StageEngine {
     counters.workerProcessed[group.worker] += size;
     counters.workerBusyMs[group.worker] += durationMs;
     counters.latencyTotalMs += durationMs * size;
-    if (this.#batch) {
-      const items = group.items;
-      for (let i = 0; i < size; i++) items[i].value = (result as readonly unknown[])[i];
-    } else {
-      group.item.value = result;
-    }
     for (let i = 0; i < size; i++) {
+      items[i].value = results[i];
+      items[i].workMs += durationMs;
       counters.latency.record(durationMs);
-      (i === 0 ? group.item : group.items[i]).workMs += durationMs;
     }
-    if (run.logsDebug) {
-      run.log("debug", "completed", {
-        stage: this.#spec.name,
-        ...idFields(group.itemIds),
-        attempt: attempts,
-        durationMs,
-      });
-    }
+    if (run.logsDebug) this.logCompleted(group, attempts, durationMs);
     if (run.hasListener) {
       const timestamp = this.epoch(now);
       for (let i = 0; i < size; i++) {
         run.emit({
           type: "completed",
-          itemId: (i === 0 ? group.item : group.items[i]).id,
+          itemId: items[i].id,
           stage: this.#spec.name,
           attempt: attempts,
           worker: group.worker,
@@ -527,6 +570,15 @@ export class StageEngine {
       }
     }
     this.inLine(group, now);
+  }
+
+  private logCompleted(group: Group, attempts: number, durationMs: number): void {
+    this.#run.log("debug", "completed", {
+      stage: this.#spec.name,
+      ...idFields(group.itemIds),
+      attempt: attempts,
+      durationMs,
+    });
   }
 
   /**
@@ -641,17 +693,22 @@ export class StageEngine {
 
   /** The group's result is in line: its worker is free, its envelopes wait in the outbox. */
   private release(group: Group, now: number): void {
-    const list = group.list, outbox = this.#outbox;
+    const list = group.list;
     if (list === undefined) {
       if (this.#last) this.#run.metrics.recordLeftItem(group.item, now);
-      outbox.push(group.item);
+      this.#outbox.push(group.item);
     } else {
-      if (this.#last) this.#run.metrics.recordLeft(list, now);
-      for (let i = 0; i < list.length; i++) outbox.push(list[i]);
+      this.releaseList(list, now);
     }
     this.#freeWorkers.push(group.worker);
     this.pump(now);
     this.scheduleFlush();
+  }
+
+  /** A batch's envelopes, or a unit's that failed or was dropped, wait in the outbox. */
+  private releaseList(list: readonly Envelope[], now: number): void {
+    if (this.#last) this.#run.metrics.recordLeft(list, now);
+    for (let i = 0; i < list.length; i++) this.#outbox.push(list[i]);
   }
 
   /**

@@ -48,18 +48,18 @@ export function latencyReport(metrics: MetricsRecorder): LatencyReport {
   const stages: Record<string, StageLatency> = {};
   for (const [name, counters] of metrics.stages) {
     const { p50, p95, p99 } = counters.latency.summary();
-    const count = counters.latency.count;
+    const { count, sum } = counters.latency;
     stages[name] = {
       count,
-      avgMs: count > 0 ? counters.latencyTotalMs / count : 0,
-      totalMs: counters.latencyTotalMs,
+      avgMs: count > 0 ? sum / count : 0,
+      totalMs: sum,
       p50,
       p95,
       p99,
     };
   }
-  const completed = metrics.endToEndCount;
-  const total = metrics.endToEndTotalMs;
+  const completed = metrics.endToEnd.count;
+  const total = metrics.endToEnd.sum;
   const queueWaitMs = Math.max(0, total - metrics.inAttemptTotalMs);
   return {
     stages,

@@ -135,6 +135,11 @@ export class LatencyHistogram {
     return this.#total;
   }
 
+  /** The sum of the durations recorded. */
+  get sum(): number {
+    return this.#sum;
+  }
+
   summary(): LatencySummary {
     return {
       p50: this.quantile(0.5),
@@ -186,9 +191,8 @@ export class StageCounters {
   spawned = 0;
   retries = 0;
   inFlight = 0;
+  /** Each unit's duration, once per item: its `count` and `sum` are the stage's latency totals. */
   readonly latency = new LatencyHistogram();
-  /** Sum of the latencies recorded in `latency`. */
-  latencyTotalMs = 0;
   /** Per worker: items finished, items failed, milliseconds busy (set by the engine). */
   workerNames: readonly string[] = [];
   workerProcessed: number[] = [];
@@ -245,9 +249,7 @@ export class MetricsRecorder {
   deadLettered = 0;
   /** End to end, per completed item: from its first stage's receipt to leaving the last stage. */
   readonly endToEnd = new LatencyHistogram();
-  endToEndCount = 0;
-  endToEndTotalMs = 0;
-  /** Of `endToEndTotalMs`, the time completed items spent in attempts (and backoff). */
+  /** Of `endToEnd.sum`, the time completed items spent in attempts (and backoff). */
   inAttemptTotalMs = 0;
   readonly stages: ReadonlyMap<string, StageCounters>;
   #startedAt = performance.now();
@@ -274,8 +276,6 @@ export class MetricsRecorder {
   recordLeftItem(item: Item, now: number): void {
     const total = now - item.bornAt;
     this.endToEnd.record(total);
-    this.endToEndCount++;
-    this.endToEndTotalMs += total;
     this.inAttemptTotalMs += item.workMs < total ? item.workMs : total;
   }
 

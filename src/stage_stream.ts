@@ -351,6 +351,7 @@ export class StageEngine {
     return new Group(item, undefined, this.#site, worker, seq, now);
   }
 
+  /** Batch stages: the group of the oldest waiting batch. */
   private nextBatch(worker: number, now: number): Group {
     const batch = this.#waiting.shift()!;
     return new Group(batch[0], batch, this.#site, worker, this.#nextSeq++, now);
@@ -475,6 +476,7 @@ export class StageEngine {
     }
   }
 
+  /** The debug record of an inline first attempt's start (only with a logger). */
   private logStarted(group: Group): void {
     this.#run.log("debug", "attempt started", {
       stage: this.#spec.name,
@@ -517,7 +519,6 @@ export class StageEngine {
     counters.succeeded++;
     counters.workerProcessed[worker]++;
     counters.workerBusyMs[worker] += durationMs;
-    counters.latencyTotalMs += durationMs;
     counters.latency.record(durationMs);
     item.value = result;
     item.workMs += durationMs;
@@ -548,7 +549,6 @@ export class StageEngine {
     counters.succeeded += size;
     counters.workerProcessed[group.worker] += size;
     counters.workerBusyMs[group.worker] += durationMs;
-    counters.latencyTotalMs += durationMs * size;
     for (let i = 0; i < size; i++) {
       items[i].value = results[i];
       items[i].workMs += durationMs;
@@ -572,6 +572,7 @@ export class StageEngine {
     this.inLine(group, now);
   }
 
+  /** The debug record of a unit's success (only with a logger). */
   private logCompleted(group: Group, attempts: number, durationMs: number): void {
     this.#run.log("debug", "completed", {
       stage: this.#spec.name,
@@ -595,7 +596,6 @@ export class StageEngine {
     counters.inFlight -= items.length;
     counters.workerProcessed[group.worker] += items.length;
     counters.workerBusyMs[group.worker] += durationMs;
-    counters.latencyTotalMs += durationMs * items.length;
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       const value = this.#batch ? (result as readonly unknown[])[i] : result;

@@ -508,8 +508,7 @@ export class StageEngine {
    * smaller a hot method, the more of its callees V8 inlines into it.
    */
   private succeeded(group: Group, result: unknown, attempts: number, now: number): void {
-    if (this.#batch) return this.batchSucceeded(group, result as readonly unknown[], attempts, now);
-    if (result === skip) return this.filtered(group, result, attempts, now);
+    if (this.#batch || result === skip) return this.succeededEach(group, result, attempts, now);
     const counters = this.#counters;
     const run = this.#run;
     const item = group.item;
@@ -522,7 +521,7 @@ export class StageEngine {
     counters.latency.record(durationMs);
     item.value = result;
     item.workMs += durationMs;
-    if (run.logsDebug) this.logCompleted(group, attempts, durationMs);
+    if (run.logsDebug) this.logCompleted(item, attempts, durationMs);
     if (run.hasListener) {
       run.emit({
         type: "completed",
@@ -537,56 +536,17 @@ export class StageEngine {
     this.inLine(group, now);
   }
 
-  /** A batch succeeded at `now` with `results`, one per item. */
-  private batchSucceeded(group: Group, results: readonly unknown[], attempts: number, now: number): void {
-    if (results.includes(skip)) return this.filtered(group, results, attempts, now);
-    const items = group.items;
-    const size = items.length;
-    const counters = this.#counters;
-    const run = this.#run;
-    const durationMs = now - group.startedAt;
-    counters.inFlight -= size;
-    counters.succeeded += size;
-    counters.workerProcessed[group.worker] += size;
-    counters.workerBusyMs[group.worker] += durationMs;
-    for (let i = 0; i < size; i++) {
-      items[i].value = results[i];
-      items[i].workMs += durationMs;
-      counters.latency.record(durationMs);
-    }
-    if (run.logsDebug) this.logCompleted(group, attempts, durationMs);
-    if (run.hasListener) {
-      const timestamp = this.epoch(now);
-      for (let i = 0; i < size; i++) {
-        run.emit({
-          type: "completed",
-          itemId: items[i].id,
-          stage: this.#spec.name,
-          attempt: attempts,
-          worker: group.worker,
-          durationMs,
-          timestamp,
-        });
-      }
-    }
-    this.inLine(group, now);
-  }
-
-  /** The debug record of a unit's success (only with a logger). */
-  private logCompleted(group: Group, attempts: number, durationMs: number): void {
-    this.#run.log("debug", "completed", {
-      stage: this.#spec.name,
-      ...idFields(group.itemIds),
-      attempt: attempts,
-      durationMs,
-    });
+  /** The debug record of an item's success (only with a logger: out of `succeeded`, to keep it small). */
+  private logCompleted(item: Item, attempts: number, durationMs: number): void {
+    this.#run.log("debug", "completed", { stage: this.#spec.name, itemId: item.id, attempt: attempts, durationMs });
   }
 
   /**
-   * The unit succeeded at `now` and returned `skip` (a batch: for some of its
-   * items): those items become `filtered` and travel on to the outlet.
+   * The unit succeeded at `now`, item by item: a batch's `result` holds one
+   * output per item, an item stage's is `skip`. An output of `skip` makes its
+   * item `filtered`, travelling on to the outlet; the others completed.
    */
-  private filtered(group: Group, result: unknown, attempts: number, now: number): void {
+  private succeededEach(group: Group, result: unknown, attempts: number, now: number): void {
     const items = group.items;
     const counters = this.#counters;
     const run = this.#run;
@@ -596,6 +556,15 @@ export class StageEngine {
     counters.inFlight -= items.length;
     counters.workerProcessed[group.worker] += items.length;
     counters.workerBusyMs[group.worker] += durationMs;
+    if (run.logsDebug) {
+      const someFiltered = this.#batch ? (result as readonly unknown[]).includes(skip) : true;
+      run.log("debug", someFiltered ? "filtered" : "completed", {
+        stage: name,
+        ...idFields(group.itemIds),
+        attempt: attempts,
+        durationMs,
+      });
+    }
     for (let i = 0; i < items.length; i++) {
       const item = items[i];
       const value = this.#batch ? (result as readonly unknown[])[i] : result;
@@ -618,9 +587,6 @@ export class StageEngine {
         durationMs,
         timestamp,
       });
-    }
-    if (run.logsDebug) {
-      run.log("debug", "filtered", { stage: name, ...idFields(group.itemIds), attempt: attempts, durationMs });
     }
     this.inLine(group, now);
   }

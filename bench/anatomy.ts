@@ -32,6 +32,7 @@ import { median } from "./lib/harness.ts";
 import { collectBeforeRun, runtimeName } from "./lib/runtime.ts";
 import { loadSluice } from "./lib/sluice_module.ts";
 import { EventCounts } from "./contenders/sluice.ts";
+import type { PipelineEvent } from "../mod.ts";
 
 const { Pipeline, stage } = await loadSluice();
 const args = process.argv.slice(2);
@@ -55,7 +56,9 @@ type Listen = "none" | "count" | "suite";
 function pipeline(stages: number, fn: (x: number) => unknown, listen: Listen) {
   let events = 0;
   const list = Array.from({ length: stages }, (_, i) => stage(`s${i + 1}`, fn, options));
-  const onEvent = { none: undefined, count: () => void events++, suite: new EventCounts().listener }[listen];
+  let onEvent: ((event: PipelineEvent) => void) | undefined;
+  if (listen === "count") onEvent = () => void events++;
+  else if (listen === "suite") onEvent = new EventCounts().listener;
   return new Pipeline({
     name: "anatomy",
     stages: list as [typeof list[0], ...typeof list],
@@ -72,11 +75,12 @@ const variants: Record<string, () => Promise<unknown>> = {
   "sluice, 4 stages, suite's onEvent": () => pipeline(4, inc, "suite").run(range(n)),
   "same, collect()": () => pipeline(4, inc, "suite").collect(range(n)),
 };
+const all = Object.keys(variants);
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1].split(",").map(Number) : undefined;
-const names = Object.keys(variants).filter((_, i) => i === 0 || !only || only.includes(i));
-if (only?.some((i) => !(i >= 1 && i < Object.keys(variants).length))) {
-  throw new Error(`--only takes variant numbers from 1 to ${Object.keys(variants).length - 1}: got ${only.join()}`);
+if (only?.some((i) => !(i >= 1 && i < all.length))) {
+  throw new Error(`--only takes variant numbers from 1 to ${all.length - 1}: got ${only.join()}`);
 }
+const names = all.filter((_, i) => i === 0 || !only || only.includes(i));
 const samples = new Map<string, number[]>(names.map((name) => [name, []]));
 for (let round = -1; round < rounds; round++) {
   for (let i = 0; i < names.length; i++) {

@@ -13,9 +13,10 @@
  *
  * The difference between four stages and one is the cost of three stages;
  * with and without the listener, the cost of twelve events (three per item
- * and stage). The last two variants are case 1 as the suite's contender runs
- * it: its listener (a `switch` that counts each type), then also
- * `collect()`. See "Where case 1's time goes" in bench/README.md.
+ * and stage). The last two variants come close to case 1 as the suite's
+ * contender runs it: its listener (a `switch` that counts each type), then
+ * also `collect()` (the contender also wraps each function to pass it
+ * `ctx.attempt`). See "Where case 1's time goes" in bench/README.md.
  *
  * `--only 3,5` runs p-map and the variants numbered 3 and 5 (1 is the first
  * sluice variant) and nothing else: in one process the variants' different
@@ -76,7 +77,8 @@ const variants: Record<string, () => Promise<unknown>> = {
   "same, collect()": () => pipeline(4, inc, "suite").collect(range(n)),
 };
 const all = Object.keys(variants);
-const only = args.includes("--only") ? args[args.indexOf("--only") + 1].split(",").map(Number) : undefined;
+const onlyAt = args.indexOf("--only");
+const only = onlyAt >= 0 ? (args[onlyAt + 1] ?? "").split(",").map(Number) : undefined;
 if (only?.some((i) => !(i >= 1 && i < all.length))) {
   throw new Error(`--only takes variant numbers from 1 to ${all.length - 1}: got ${only.join()}`);
 }
